@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.swiftLanguageMode(.v6)]
+
+let package = Package(
+    name: "smetsd",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "smetsd", targets: ["smetsd"]),
+        .executable(name: "smetsctl", targets: ["smetsctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+    ],
+    targets: [
+        // The domain: devices, identity, CPL, MP202, tenancy and firmware rules. No I/O.
+        .target(name: "SMETSCore", swiftSettings: strict),
+        // Bytes in and out: HAN link frames, ZCL, OTA images. Total parsers, no I/O.
+        .target(name: "SMETSWire", dependencies: ["SMETSCore"], swiftSettings: strict),
+        // Durable state in SQLite through GRDB.
+        .target(name: "SMETSStore", dependencies: [
+            "SMETSCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ], swiftSettings: strict),
+        // libsystemd, as a system library.
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // The Swift face of libsystemd: notify, socket activation, watchdog, journald logging.
+        .target(name: "SystemdKit", dependencies: [
+            "CSystemd",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        // JSON-RPC 2.0 messages and a JSON value type, shared by the control server and its clients.
+        .target(name: "SMETSRPC", swiftSettings: strict),
+        // A blocking JSON-RPC client of the control socket, shared by smetsctl and the tests.
+        .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
+        // The running system: device runtimes, HAN and control servers, scheduler, access control.
+        .target(name: "SMETSDaemon", dependencies: [
+            "SMETSCore", "SMETSWire", "SMETSRPC", "SMETSStore", "SystemdKit",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "smetsd", dependencies: [
+            "SMETSDaemon", "SystemdKit",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
+        .executableTarget(name: "smetsctl", dependencies: [
+            "SMETSCore", "SMETSWire", "SMETSRPC", "SMETSClient",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: strict),
+        .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
+        .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
+        .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
+        .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
+    ]
+)

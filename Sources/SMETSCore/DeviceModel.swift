@@ -1,0 +1,94 @@
+/// A device model as its manufacturer describes it: the identity it presents and what it keeps.
+public struct DeviceModel: Hashable, Sendable, Codable {
+    public struct Manufacturer: Hashable, Sendable, Codable {
+        /// The 4-hex-digit manufacturer ID of the CPL; also the ZCL manufacturer code.
+        public var code: String
+        public var name: String
+        public init(code: String, name: String) { self.code = code; self.name = name }
+        public var numericCode: UInt16 { UInt16(code, radix: 16) ?? 0 }
+    }
+
+    /// The model's key: the file name under `devices/models/` without `.json`.
+    public var key: String
+    public var type: DeviceType
+    public var manufacturer: Manufacturer
+    /// The 8-hex-digit model ID of the CPL.
+    public var modelId: String
+    public var modelName: String
+    public var hardwareVersion: UInt16
+    /// The firmware a new device of this model runs.
+    public var firmwareVersion: FirmwareVersion
+    /// The OTA image type (4 hex digits) the manufacturer's images for this model carry.
+    public var otaImageType: String
+    /// The SMETS versions the model can work in; a dual-mode PPMID lists both.
+    public var smetsVersions: [SMETSVersion]
+    /// The manufacturer's public signing key (PEM, P-256), relative to the devices folder.
+    public var signingKey: String?
+    /// What the device keeps for the occupant (displays only).
+    public var keeps: [DataCategory]
+    public var downgradeAllowed: Bool
+    /// The largest Image Block Response data size the device asks for.
+    public var maxImageBlockBytes: Int
+    /// ZCL Basic PowerSource: 0x01 mains single phase, 0x03 battery.
+    public var powerSource: UInt8
+    public var dateCode: String
+
+    public init(
+        key: String, type: DeviceType, manufacturer: Manufacturer, modelId: String, modelName: String,
+        hardwareVersion: UInt16, firmwareVersion: FirmwareVersion, otaImageType: String,
+        smetsVersions: [SMETSVersion], signingKey: String? = nil, keeps: [DataCategory] = [],
+        downgradeAllowed: Bool = false, maxImageBlockBytes: Int = 64, powerSource: UInt8 = 1, dateCode: String = ""
+    ) {
+        self.key = key; self.type = type; self.manufacturer = manufacturer; self.modelId = modelId
+        self.modelName = modelName; self.hardwareVersion = hardwareVersion; self.firmwareVersion = firmwareVersion
+        self.otaImageType = otaImageType; self.smetsVersions = smetsVersions; self.signingKey = signingKey
+        self.keeps = keeps; self.downgradeAllowed = downgradeAllowed; self.maxImageBlockBytes = maxImageBlockBytes
+        self.powerSource = powerSource; self.dateCode = dateCode
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case key, type, manufacturer, modelId, modelName, hardwareVersion, firmwareVersion, otaImageType
+        case smetsVersions, signingKey, keeps, downgradeAllowed, maxImageBlockBytes, powerSource, dateCode
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        key = try c.decodeIfPresent(String.self, forKey: .key) ?? ""
+        type = try c.decode(DeviceType.self, forKey: .type)
+        manufacturer = try c.decode(Manufacturer.self, forKey: .manufacturer)
+        modelId = try c.decode(String.self, forKey: .modelId)
+        modelName = try c.decode(String.self, forKey: .modelName)
+        hardwareVersion = try c.decode(UInt16.self, forKey: .hardwareVersion)
+        firmwareVersion = try c.decode(FirmwareVersion.self, forKey: .firmwareVersion)
+        otaImageType = try c.decode(String.self, forKey: .otaImageType)
+        smetsVersions = try c.decode([SMETSVersion].self, forKey: .smetsVersions)
+        signingKey = try c.decodeIfPresent(String.self, forKey: .signingKey)
+        keeps = try c.decodeIfPresent([DataCategory].self, forKey: .keeps) ?? []
+        downgradeAllowed = try c.decodeIfPresent(Bool.self, forKey: .downgradeAllowed) ?? false
+        maxImageBlockBytes = try c.decodeIfPresent(Int.self, forKey: .maxImageBlockBytes) ?? 64
+        powerSource = try c.decodeIfPresent(UInt8.self, forKey: .powerSource) ?? 1
+        dateCode = try c.decodeIfPresent(String.self, forKey: .dateCode) ?? ""
+    }
+
+    public var isDualMode: Bool { smetsVersions.contains(.smets1) && smetsVersions.contains(.smets2) }
+    public var numericImageType: UInt16 { UInt16(otaImageType, radix: 16) ?? 0 }
+    public var keepsSet: Set<DataCategory> { Set(keeps) }
+
+    /// Problems a loaded model has, each a sentence naming the key and the fix.
+    public func problems() -> [String] {
+        var found: [String] = []
+        if manufacturer.code.count != 4 || UInt16(manufacturer.code, radix: 16) == nil {
+            found.append("manufacturer.code: '\(manufacturer.code)' must be 4 hex digits, e.g. 1234")
+        }
+        if modelId.count != 8 || UInt32(modelId, radix: 16) == nil {
+            found.append("modelId: '\(modelId)' must be 8 hex digits, e.g. 0000A001")
+        }
+        if otaImageType.count != 4 || UInt16(otaImageType, radix: 16) == nil {
+            found.append("otaImageType: '\(otaImageType)' must be 4 hex digits, e.g. 0001")
+        }
+        if smetsVersions.isEmpty { found.append("smetsVersions: list at least one of SMETS1, SMETS2+") }
+        if !(1...255).contains(maxImageBlockBytes) { found.append("maxImageBlockBytes: must be 1...255, the ZCL data size field is a u8") }
+        if !type.isDisplay && !keeps.isEmpty { found.append("keeps: only PPMID and IHD models keep occupant data; remove it") }
+        return found
+    }
+}

@@ -1,0 +1,147 @@
+import Logging
+import NIOCore
+import NIOPosix
+import SMETSCore
+import SMETSRPC
+import Synchronization
+
+/// The peer of one control connection, as SO_PEERCRED reports it.
+public struct PeerCredentials: Sendable, Hashable {
+    public var pid: Int32
+    public var uid: UInt32
+    public var gid: UInt32
+}
+
+/// One client of the control socket.
+public final class ControlConnection: Sendable {
+    public let channel: any Channel
+    let peerBox = Mutex<PeerCredentials?>(nil)
+    let subscription = Mutex<Int?>(nil)
+
+    init(channel: any Channel) { self.channel = channel }
+
+    /// Who is calling; read once when the connection opens, before its first request runs.
+    public var peer: PeerCredentials? { peerBox.withLock { $0 } }
+
+    func send(_ message: JSONRPCMessage) {
+        let bytes = message.serializedLineBytes()
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+}
+
+/// Reads JSON-RPC lines, runs each request on the blocking pool (the engine fsyncs), and writes the
+/// responses in request order. Notifications (events) are written as they happen.
+final class ControlChannelHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let router: ControlRouter
+    let pool: NIOThreadPool
+    let counter: ConnectionCounter
+    private var connection: ControlConnection?
+    private var tail: EventLoopFuture<Void>?
+
+    init(router: ControlRouter, pool: NIOThreadPool, counter: ConnectionCounter) {
+        self.router = router
+        self.pool = pool
+        self.counter = counter
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let connection = ControlConnection(channel: context.channel)
+        self.connection = connection
+        tail = PeerCredentialReader.read(channel: context.channel).map { peer in
+            connection.peerBox.withLock { $0 = peer }
+        }
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if let connection { router.disconnected(connection) }
+        counter.release(.control)
+        connection = nil
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let line = unwrapInboundIn(data)
+        guard let connection, let tail else { return }
+        let bytes = Array(line.readableBytesView)
+        let router = self.router, pool = self.pool
+        let eventLoop = context.eventLoop
+        self.tail = tail.flatMap {
+            pool.runIfActive(eventLoop: eventLoop) { router.respond(to: bytes, connection: connection) }
+        }.map { response in
+            if let response { connection.send(response) }
+        }.recover { error in
+            connection.send(.errorResponse(.internalError("\(error)")))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tooLong = error as? LineFrameDecoder.LineTooLong, let connection {
+            connection.send(.errorResponse(.invalidRequest("line longer than \(tooLong.limit) bytes (maxControlLineBytes)")))
+        }
+        context.close(promise: nil)
+    }
+}
+
+/// Counts open connections per kind against the configured limits.
+public final class ConnectionCounter: Sendable {
+    public enum Kind: Sendable { case control, han }
+    private let counts = Mutex<(control: Int, han: Int)>((0, 0))
+    let limits: (control: Int, han: Int)
+
+    init(maxControl: Int, maxHAN: Int) { limits = (maxControl, maxHAN) }
+
+    /// Takes a slot; false when the kind is at its limit.
+    func acquire(_ kind: Kind) -> Bool {
+        counts.withLock { counts in
+            switch kind {
+            case .control:
+                guard counts.control < limits.control else { return false }
+                counts.control += 1
+            case .han:
+                guard counts.han < limits.han else { return false }
+                counts.han += 1
+            }
+            return true
+        }
+    }
+
+    func release(_ kind: Kind) {
+        counts.withLock { counts in
+            switch kind {
+            case .control: counts.control = max(0, counts.control - 1)
+            case .han: counts.han = max(0, counts.han - 1)
+            }
+        }
+    }
+
+    public var current: (control: Int, han: Int) { counts.withLock { $0 } }
+}
+
+#if canImport(Glibc)
+import Glibc
+
+enum PeerCredentialReader {
+    /// SO_PEERCRED of a connected Unix socket: who is calling, as the kernel vouches.
+    static func read(channel: any Channel) -> EventLoopFuture<PeerCredentials?> {
+        guard let provider = channel as? any SocketOptionProvider else { return channel.eventLoop.makeSucceededFuture(nil) }
+        let future: EventLoopFuture<KernelPeerCredentials> = provider.unsafeGetSocketOption(level: .socket, name: .init(rawValue: soPeerCred))
+        return future.map { Optional(PeerCredentials(pid: $0.pid, uid: $0.uid, gid: $0.gid)) }.recover { _ -> PeerCredentials? in nil }
+    }
+
+    /// Linux's `struct ucred`, which Glibc hides behind _GNU_SOURCE: same fields, same layout.
+    struct KernelPeerCredentials {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// SO_PEERCRED on Linux (asm-generic/socket.h), hidden from Swift with `struct ucred`.
+    static let soPeerCred: Int32 = 17
+}
+#endif

@@ -1,0 +1,223 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import SMETSCore
+import SMETSStore
+import Synchronization
+import SystemdKit
+
+/// Where the daemon finds its lab and keeps its state and sockets.
+public struct DaemonOptions: Sendable {
+    public var labDirectory: String
+    public var stateDirectory: String?
+    public var runtimeDirectory: String?
+    public init(labDirectory: String, stateDirectory: String? = nil, runtimeDirectory: String? = nil) {
+        self.labDirectory = labDirectory; self.stateDirectory = stateDirectory; self.runtimeDirectory = runtimeDirectory
+    }
+}
+
+/// The running daemon: loads the lab and the state, listens, serves until SIGTERM, reloads on SIGHUP.
+public final class Daemon: Sendable {
+    let options: DaemonOptions
+    let logger: Logger
+    let notifier = SystemdNotifier()
+
+    public init(options: DaemonOptions, logger: Logger) {
+        self.options = options
+        self.logger = logger
+    }
+
+    /// Chooses a directory: the flag, then systemd's, then the default beside the lab.
+    static func directory(flag: String?, environment: String, fallback: String) -> String {
+        if let flag, !flag.isEmpty { return flag }
+        if let value = ProcessInfo.processInfo.environment[environment], !value.isEmpty {
+            // systemd may list several (StateDirectory=a b); the first is ours.
+            return String(value.split(separator: ":").first ?? Substring(value))
+        }
+        return fallback
+    }
+
+    /// Runs until stopped; returns the exit status.
+    public func run() -> Int32 {
+        let lab: LabSnapshot
+        do {
+            lab = try LabLoader.load(directory: options.labDirectory)
+        } catch {
+            logger.critical("cannot load the devices folder", metadata: ["event": "daemon.failed", "error": .string(error.description)])
+            FileHandle.standardError.write(Data("smetsd: \(error.description)\n".utf8))
+            return 78  // EX_CONFIG
+        }
+        let stateDirectory = Self.directory(flag: options.stateDirectory, environment: "STATE_DIRECTORY", fallback: lab.directory + "/.state")
+        let runtimeDirectory = Self.directory(flag: options.runtimeDirectory, environment: "RUNTIME_DIRECTORY", fallback: lab.directory + "/.run")
+        do {
+            for directory in [stateDirectory, runtimeDirectory, runtimeDirectory + "/devices"] {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
+                                                        attributes: [.posixPermissions: 0o750])
+            }
+            return try serve(lab: lab, stateDirectory: stateDirectory, runtimeDirectory: runtimeDirectory)
+        } catch {
+            logger.critical("smetsd failed", metadata: ["event": "daemon.failed", "error": .string("\(error)")])
+            FileHandle.standardError.write(Data("smetsd: \(error)\n".utf8))
+            return 1
+        }
+    }
+
+    private func serve(lab: LabSnapshot, stateDirectory: String, runtimeDirectory: String) throws -> Int32 {
+        let started = RealTime.now()
+        let store = try StateStore(directory: stateDirectory)
+        let events = EventHub(logger: logger)
+        let engine = try Engine(store: store, lab: lab, events: events, logger: logger)
+        let settings = lab.settings
+        let counter = ConnectionCounter(maxControl: settings.maxControlConnections, maxHAN: settings.maxHANConnections)
+        let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
+        let router = ControlRouter(engine: engine, daemon: info, access: AccessPolicy(), logger: logger)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
+        let pool = NIOThreadPool(numberOfThreads: 2)
+        pool.start()
+        defer {
+            try? pool.syncShutdownGracefully()
+            try? group.syncShutdownGracefully()
+        }
+
+        let activated = SocketActivation.takeListenFDs()
+        let controlPath = runtimeDirectory + "/control.sock"
+        let controlBootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .childChannelInitializer { channel in
+                guard counter.acquire(.control) else {
+                    var buffer = channel.allocator.buffer(capacity: 128)
+                    buffer.writeString(#"{"jsonrpc":"2.0","id":null,"error":{"code":1010,"message":"too many control connections (maxControlConnections)","data":{"reason":"limit_exceeded"}}}"# + "\n")
+                    return channel.writeAndFlush(buffer).flatMap { channel.close() }
+                }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: settings.maxControlLineBytes)))
+                    try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter))
+                }
+            }
+        let controlChannel: any Channel
+        if let socket = SocketActivation.socket(for: "control", in: activated) {
+            controlChannel = try controlBootstrap.withBoundSocket(socket.fd).wait()
+            logger.info("took the control socket from systemd", metadata: ["event": "socket.activated", "path": .string(socket.path ?? "?")])
+        } else {
+            try UnixListener.prepare(path: controlPath)
+            controlChannel = try controlBootstrap.bind(unixDomainSocketPath: controlPath).wait()
+            UnixListener.setMode(path: controlPath, mode: 0o660)
+        }
+
+        let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, logger: logger)
+        let hanChannels = try han.listen(runtimeDirectory: runtimeDirectory, activated: activated)
+
+        // The one timer for every scheduled job, re-armed for whatever is due next.
+        let timer = JobTimer(eventLoop: group.next(), pool: pool, engine: engine, logger: logger)
+        engine.setTimer { realTime in timer.arm(at: realTime) }
+        try engine.runDueJobs()
+
+        let statusLine: @Sendable () -> String = {
+            let counts = engine.counts, connections = counter.current
+            return "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
+        }
+        info.setState("ready")
+        _ = notifier.ready(status: statusLine())
+        let readyMillis = RealTime.now().unixMillis - started.unixMillis
+        logger.info("smetsd is ready", metadata: [
+            "event": "daemon.ready", "devices": .stringConvertible(engine.counts.devices), "startup_ms": .stringConvertible(readyMillis),
+            "control_socket": .string(controlPath), "state_file": .string(store.path), "virtual_time": .string(engine.now().rfc3339),
+        ])
+
+        // Watchdog pings and STATUS refreshes, both cheap and only when systemd asked for them.
+        let loop = group.next()
+        var repeating: [RepeatedTask] = []
+        if let interval = SystemdNotifier.watchdogInterval() {
+            let notifier = self.notifier
+            let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+            repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
+        }
+        if SystemdNotifier.isAvailable {
+            let notifier = self.notifier
+            repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in _ = notifier.status(statusLine()) })
+        }
+
+        // Signals arrive on one dispatch queue; the handlers only hop to work elsewhere.
+        let stop = DispatchSemaphore(value: 0)
+        let signalQueue = DispatchQueue(label: "smetsd.signals")
+        var sources: [any DispatchSourceSignal] = []
+        for signalNumber in [SIGTERM, SIGINT, SIGHUP] {
+            signal(signalNumber, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: signalNumber, queue: signalQueue)
+            source.setEventHandler { [notifier, logger, options] in
+                if signalNumber == SIGHUP {
+                    _ = notifier.reloading(status: "reloading the devices folder")
+                    do {
+                        let lab = try LabLoader.load(directory: options.labDirectory)
+                        let added = try engine.reload(lab)
+                        logger.info("reloaded the devices folder", metadata: ["event": "daemon.reloaded", "added": .stringConvertible(added)])
+                    } catch {
+                        logger.error("reload failed; keeping the previous devices folder", metadata: ["event": "daemon.reload_failed", "error": .string("\(error)")])
+                    }
+                    _ = notifier.ready(status: statusLine())
+                } else {
+                    stop.signal()
+                }
+            }
+            source.resume()
+            sources.append(source)
+        }
+
+        stop.wait()
+        info.setState("stopping")
+        _ = notifier.stopping(status: "draining connections")
+        logger.info("stopping", metadata: ["event": "daemon.stopping"])
+        for source in sources { source.cancel() }
+        for task in repeating { task.cancel() }
+        timer.cancel()
+        // Stop accepting, then let in-flight requests finish: the pool drains before the loops stop.
+        try? controlChannel.close().wait()
+        for channel in hanChannels { try? channel.close().wait() }
+        if SocketActivation.socket(for: "control", in: activated) == nil { unlink(controlPath) }
+        han.removeSocketFiles()
+        try? pool.syncShutdownGracefully()
+        logger.info("stopped", metadata: ["event": "daemon.stopped"])
+        return 0
+    }
+}
+
+/// The daemon's single timer: armed for the next due job's wall-clock time, it runs due jobs on the
+/// blocking pool, which re-arms it for the next one.
+final class JobTimer: Sendable {
+    let eventLoop: any EventLoop
+    let pool: NIOThreadPool
+    let engine: Engine
+    let logger: Logger
+    private let scheduled = Mutex<Scheduled<Void>?>(nil)
+
+    init(eventLoop: any EventLoop, pool: NIOThreadPool, engine: Engine, logger: Logger) {
+        self.eventLoop = eventLoop; self.pool = pool; self.engine = engine; self.logger = logger
+    }
+
+    func arm(at realTime: Timestamp?) {
+        let delay = realTime.map { max(0, $0.unixMillis - RealTime.now().unixMillis) }
+        let task: Scheduled<Void>? = delay.map { millis in
+            eventLoop.scheduleTask(in: .milliseconds(millis)) { [pool, engine, logger] in
+                pool.submit { _ in
+                    do { try engine.runDueJobs() } catch {
+                        logger.error("a scheduled job failed", metadata: ["event": "job.failed", "error": .string("\(error)")])
+                    }
+                }
+            }
+        }
+        let previous = scheduled.withLock { current in
+            let previous = current
+            current = task
+            return previous
+        }
+        previous?.cancel()
+    }
+
+    func cancel() { scheduled.withLock { $0?.cancel(); $0 = nil } }
+}

@@ -1,0 +1,134 @@
+import SMETSCore
+import SMETSRPC
+import SMETSWire
+import Synchronization
+
+/// One frame a device sent or received, kept for `han.trace`.
+public struct TracedFrame: Sendable {
+    public var time: Timestamp
+    public var direction: String  // "in" (to the device) or "out" (from it)
+    public var peer: EUI64
+    public var cluster: UInt16
+    public var zcl: [UInt8]
+}
+
+/// The last frames of each device that had traffic, in a bounded ring per device.
+final class FrameTraces: Sendable {
+    static let perDevice = 200
+    private let rings = Mutex<[EUI64: [TracedFrame]]>([:])
+
+    func record(_ device: EUI64, _ frame: TracedFrame) {
+        rings.withLock { rings in
+            var ring = rings[device, default: []]
+            if ring.count >= Self.perDevice { ring.removeFirst(ring.count - Self.perDevice + 1) }
+            ring.append(frame)
+            rings[device] = ring
+        }
+    }
+
+    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0[device] ?? [] } }
+}
+
+extension Engine {
+    /// Sets where frames devices send go: the HAN server's attached links.
+    public func setFrameSink(_ sink: @escaping @Sendable (OutgoingZCL) -> Void) { state.withLock { $0.frameSink = sink } }
+
+    /// A rig's frame reached `device`: trace it.
+    public func traceIncoming(device: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
+        let now = self.now()
+        traces.record(device, TracedFrame(time: now, direction: "in", peer: source, cluster: cluster, zcl: zcl))
+        publishFrame(device: device, direction: "in", peer: source, cluster: cluster, zcl: zcl, now: now)
+    }
+
+    /// A device sends frames: traced, shown to every link attached to the sender, and handed to the
+    /// receiving device when it is one of ours. Call on the blocking pool: the receiver may write.
+    public func emit(_ frames: [OutgoingZCL]) {
+        guard !frames.isEmpty else { return }
+        let sink = state.withLock { $0.frameSink }
+        let now = self.now()
+        for outgoing in frames {
+            let bytes = outgoing.frame.encoded()
+            traces.record(outgoing.from, TracedFrame(time: now, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
+            publishFrame(device: outgoing.from, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
+            sink?(outgoing)
+            if device(outgoing.to) != nil {
+                deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
+            }
+        }
+    }
+
+    /// A frame from one emulated device to another, e.g. a PPMID's top-up to its ESME.
+    func deliverInternally(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
+        traces.record(target, TracedFrame(time: now(), direction: "in", peer: source, cluster: cluster, zcl: zcl))
+        switch handleZCL(deviceID: target, source: source, profile: ZCLProfileID.smartEnergy, cluster: cluster, zcl: zcl) {
+        case .now(let replies): emit(replies)
+        case .blocking(let work): emit(work())
+        }
+    }
+
+    private func publishFrame(device: EUI64, direction: String, peer: EUI64, cluster: UInt16, zcl: [UInt8], now: Timestamp) {
+        guard events.hasSubscribers(for: "han.frame") else { return }
+        var data = FrameNames.describe(cluster: cluster, zcl: zcl)
+        data["direction"] = .string(direction)
+        data["peer"] = .string(peer.description)
+        events.publish("han.frame", device: device, time: now, data: data, log: false)
+    }
+
+    public func trace(_ device: EUI64, limit: Int) -> [JSONValue] {
+        traces.frames(device).suffix(limit).map { frame in
+            var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl)
+            data["time"] = .string(frame.time.rfc3339)
+            data["direction"] = .string(frame.direction)
+            data["peer"] = .string(frame.peer.description)
+            return .object(data)
+        }
+    }
+}
+
+/// Names for frames in traces and events, so people read `DisplayMessage`, not `0x00`.
+enum FrameNames {
+    static let clusters: [UInt16: String] = [
+        ZCLClusterID.basic: "Basic", ZCLClusterID.otaUpgrade: "OTA Upgrade", ZCLClusterID.metering: "Metering",
+        ZCLClusterID.messaging: "Messaging", ZCLClusterID.prepayment: "Prepayment", ZCLClusterID.deviceManagement: "Device Management",
+    ]
+
+    /// Cluster-specific command names by (cluster, server-to-client, command ID).
+    static let commands: [String: String] = [
+        "0703/1/00": "DisplayMessage", "0703/1/01": "CancelMessage", "0703/1/03": "CancelAllMessages",
+        "0703/0/00": "GetLastMessage", "0703/0/01": "MessageConfirmation",
+        "0708/1/00": "PublishChangeOfTenancy", "0708/1/01": "PublishChangeOfSupplier",
+        "0705/0/04": "ConsumerTopUp", "0705/0/08": "GetTopUpLog", "0705/0/0A": "GetDebtRepaymentLog",
+        "0705/1/03": "ConsumerTopUpResponse", "0705/1/05": "PublishTopUpLog", "0705/1/06": "PublishDebtLog",
+        "0019/1/00": "ImageNotify", "0019/0/01": "QueryNextImageRequest", "0019/1/02": "QueryNextImageResponse",
+        "0019/0/03": "ImageBlockRequest", "0019/1/05": "ImageBlockResponse", "0019/0/06": "UpgradeEndRequest",
+        "0019/1/07": "UpgradeEndResponse",
+    ]
+
+    static func describe(cluster: UInt16, zcl: [UInt8]) -> [String: JSONValue] {
+        var data: [String: JSONValue] = [
+            "cluster": .string(upperHex(cluster, width: 4)), "clusterName": .string(clusters[cluster] ?? "unknown"),
+            "zcl": .string(zcl.map { upperHex($0, width: 2) }.joined()),
+        ]
+        guard let frame = try? ZCLFrame(decoding: zcl) else {
+            data["command"] = "malformed"
+            return data
+        }
+        data["sequence"] = .int(Int64(frame.header.sequenceNumber))
+        if frame.header.frameType == .global {
+            let name: String = switch frame.header.commandID {
+            case 0x00: "ReadAttributes"
+            case 0x01: "ReadAttributesResponse"
+            case 0x0B: "DefaultResponse"
+            default: "Global 0x" + upperHex(frame.header.commandID, width: 2)
+            }
+            data["command"] = .string(name)
+            if frame.header.commandID == 0x0B, let response = try? frame.decodePayload(as: DefaultResponse.self) {
+                data["status"] = .string(ZCLStatus.describe(response.statusCode))
+            }
+        } else {
+            let key = "\(upperHex(cluster, width: 4))/\(frame.header.direction == .serverToClient ? 1 : 0)/\(upperHex(frame.header.commandID, width: 2))"
+            data["command"] = .string(commands[key] ?? "Command 0x" + upperHex(frame.header.commandID, width: 2))
+        }
+        return data
+    }
+}

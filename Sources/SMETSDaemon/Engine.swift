@@ -1,0 +1,466 @@
+import Logging
+import SMETSCore
+import SMETSRPC
+import SMETSStore
+import Synchronization
+
+/// The emulated system: every device, the virtual clock and the schedule, kept in memory for fast
+/// reads and written through to the store. Every change is durable before the call returns and
+/// before memory or subscribers see it: store first, then state, then events.
+///
+/// Mutations are serialised by one lock that is held across the store transaction, so the order
+/// in the database is the order in memory. Calls block on fsync: run them off the event loops.
+public final class Engine: Sendable {
+    struct State {
+        var lab: LabSnapshot
+        var devices: [EUI64: Device] = [:]
+        /// Every device ID in ascending order, for stable paging.
+        var order: [EUI64] = []
+        var premises: [String: [EUI64]] = [:]
+        var clock = VirtualClock()
+        var schedule = Schedule()
+        var armTimer: (@Sendable (Timestamp?) -> Void)?
+        /// When each premises last changed tenancy: meters serve HAN devices nothing from before it.
+        var tenancyChangedAt: [String: Timestamp] = [:]
+        /// OTA client state of devices that are mid-transfer or hold a downloaded image.
+        var firmware: [EUI64: DeviceFirmwareState] = [:]
+        /// Where frames the devices send go (the HAN server's attached links).
+        var frameSink: (@Sendable (OutgoingZCL) -> Void)?
+    }
+
+    public let store: StateStore
+    public let events: EventHub
+    let logger: Logger
+    let state: Mutex<State>
+    public let startedAt: Timestamp
+    let realNow: @Sendable () -> Timestamp
+    let traces = FrameTraces()
+
+    static let rolloverJob = "daily-rollover"
+
+    public init(store: StateStore, lab: LabSnapshot, events: EventHub, logger: Logger,
+                realNow: @escaping @Sendable () -> Timestamp = RealTime.now) throws {
+        self.store = store
+        self.events = events
+        self.logger = logger
+        self.realNow = realNow
+        self.startedAt = realNow()
+        var initial = State(lab: lab)
+        let realStart = startedAt
+        let (devices, jobs, offset) = try store.write { tx -> ([Device], [ScheduledJob], Int64) in
+            let offset = Int64(try tx.meta("clock.offsetMillis") ?? "0") ?? 0
+            let now = VirtualClock(offsetMillis: offset).now(real: realStart)
+            _ = try Self.syncLab(lab, tx: tx, now: now)
+            if try !tx.allJobs().contains(where: { $0.kind == Self.rolloverJob }) {
+                let today = now.dayNumber
+                _ = try tx.insertJob(due: .startOfDay(today + 1), kind: Self.rolloverJob, payload: String(today))
+            }
+            return (try tx.allDevices(), try tx.allJobs(), offset)
+        }
+        initial.tenancyChangedAt = try store.read { try $0.tenancyChanges() }
+        initial.clock = VirtualClock(offsetMillis: offset)
+        initial.schedule = Schedule(jobs)
+        for device in devices { Self.index(device, into: &initial, sorted: false) }
+        initial.order = devices.map(\.id)  // the store returns them in ID order
+        state = Mutex(initial)
+    }
+
+    /// Inserts the lab's devices that the state does not hold yet; existing devices keep their state.
+    static func syncLab(_ lab: LabSnapshot, tx: StoreTransaction, now: Timestamp) throws -> Int {
+        var added = 0
+        for premises in lab.definition.premises {
+            try tx.upsertPremises(id: premises.id, region: premises.region, origin: .lab)
+        }
+        let devices = lab.definition.initialDevices(models: lab.models, cpl: lab.cpl)
+        for device in devices where try !tx.deviceExists(device.id) {
+            try tx.save(device, origin: .lab)
+            added += 1
+            // A new display starts with some history, so that there is something to see and to clear.
+            if device.type.isDisplay, device.hub != nil,
+               let meter = devices.first(where: { $0.premisesID == device.premisesID && $0.type == .esme }) {
+                let today = now.dayNumber
+                for day in max(0, today - Int64(lab.settings.seedHistoryDays))..<today {
+                    try tx.saveConsumptionDay(device: device.id, day: day, amount: LoadProfile.dailyTotal(device: meter.id, type: .esme, day: day))
+                }
+            }
+            if device.type.isMeterSide {
+                try tx.savePrepayment(PrepaymentState(credit: 1000, emergencyCredit: 500, debt: 0), device: device.id)
+            }
+        }
+        return added
+    }
+
+    static func index(_ device: Device, into state: inout State, sorted: Bool = true) {
+        if state.devices.updateValue(device, forKey: device.id) == nil {
+            state.premises[device.premisesID, default: []].append(device.id)
+            if sorted {
+                let position = state.order.partitioningIndex { $0 >= device.id }
+                state.order.insert(device.id, at: position)
+            }
+        }
+    }
+
+    // MARK: clock and schedule
+
+    public func now() -> Timestamp { state.withLock { $0.clock.now(real: realNow()) } }
+
+    /// Installs the one timer of the daemon: `arm(realTime)` must (re)schedule a call to `runDueJobs`
+    /// at that wall-clock time, or cancel it for nil.
+    public func setTimer(_ arm: @escaping @Sendable (Timestamp?) -> Void) {
+        let next = state.withLock { state -> Timestamp? in
+            state.armTimer = arm
+            return state.schedule.next.map { state.clock.realTime(for: $0.due) }
+        }
+        arm(next)
+    }
+
+    func rearm(_ state: State) {
+        state.armTimer?(state.schedule.next.map { state.clock.realTime(for: $0.due) })
+    }
+
+    public struct ClockReading: Sendable {
+        public var now: Timestamp
+        public var offsetMillis: Int64
+        public var json: JSONValue {
+            ["now": .string(now.rfc3339), "offsetSeconds": .double(Double(offsetMillis) / 1000),
+             "tracksRealTime": .bool(offsetMillis == 0)]
+        }
+    }
+
+    public func clockReading() -> ClockReading {
+        state.withLock { ClockReading(now: $0.clock.now(real: realNow()), offsetMillis: $0.clock.offsetMillis) }
+    }
+
+    public func setClock(to time: Timestamp) throws -> ClockReading {
+        try changeClock { clock, real in clock.set(to: time, real: real) }
+    }
+
+    public func advanceClock(byMillis millis: Int64) throws -> ClockReading {
+        guard millis > 0 else { throw DomainError(.clockInvalid, "advance the clock by a positive amount") }
+        guard millis < 200 * 365 * 86_400_000 else { throw DomainError(.clockInvalid, "an advance of more than 200 years is not supported") }
+        return try changeClock { clock, _ in clock.advance(byMillis: millis) }
+    }
+
+    private func changeClock(_ change: (inout VirtualClock, Timestamp) -> Void) throws -> ClockReading {
+        let (before, reading) = try state.withLock { state -> (Timestamp, ClockReading) in
+            let real = realNow()
+            let before = state.clock.now(real: real)
+            var clock = state.clock
+            change(&clock, real)
+            let now = clock.now(real: real)
+            guard now.unixMillis >= 946_684_800_000, now.unixMillis < 4_102_444_800_000 else {
+                throw DomainError(.clockInvalid, "the virtual clock must stay between 2000-01-01 and 2099-12-31")
+            }
+            try store.write { try $0.setMeta("clock.offsetMillis", String(clock.offsetMillis)) }
+            state.clock = clock
+            rearm(state)
+            return (before, ClockReading(now: now, offsetMillis: clock.offsetMillis))
+        }
+        events.publish("clock.changed", time: reading.now,
+                       data: ["from": .string(before.rfc3339), "to": .string(reading.now.rfc3339)])
+        try runDueJobs()
+        return clockReading()
+    }
+
+    /// Runs every scheduled job that is due on the virtual clock, earliest first, each in its own
+    /// transaction that also deletes the job, so a job runs once even across a crash.
+    public func runDueJobs() throws {
+        while true {
+            let ran = try state.withLock { state -> Bool in
+                let now = state.clock.now(real: realNow())
+                guard let job = state.schedule.next, job.due <= now else {
+                    rearm(state)
+                    return false
+                }
+                _ = state.schedule.popDue(at: job.due)
+                try run(job, state: &state, now: now)
+                return true
+            }
+            if !ran { return }
+        }
+    }
+
+    private func run(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
+        switch job.kind {
+        case Self.rolloverJob:
+            let day = Int64(job.payload) ?? job.due.dayNumber - 1
+            let historyDays = Int64(state.lab.settings.historyDays)
+            var recorded = 0
+            let displays = state.order.compactMap { state.devices[$0] }.filter { $0.type.isDisplay && $0.hub != nil }
+            let next = try store.write { tx -> ScheduledJob in
+                try tx.deleteJob(job.id)
+                for display in displays {
+                    guard let meter = state.premises[display.premisesID]?.first(where: { state.devices[$0]?.type == .esme }) else { continue }
+                    try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day))
+                    try tx.pruneConsumption(device: display.id, before: day - historyDays + 1)
+                    recorded += 1
+                }
+                return try tx.insertJob(due: .startOfDay(day + 2), kind: Self.rolloverJob, payload: String(day + 1))
+            }
+            state.schedule.insert(next)
+            events.publish("clock.dayEnded", time: now, data: ["day": .string(Timestamp.dateString(day: day)), "displays": .int(Int64(recorded))],
+                           level: .debug)
+        case Self.tenancyJob:
+            try runTenancyJob(job, state: &state, now: now)
+        default:
+            try store.write { try $0.deleteJob(job.id) }
+            logger.warning("dropped a scheduled job of unknown kind", metadata: ["event": "job.unknown", "kind": .string(job.kind)])
+        }
+    }
+
+    // MARK: reads
+
+    public var lab: LabSnapshot { state.withLock { $0.lab } }
+
+    public func device(_ id: EUI64) -> Device? { state.withLock { $0.devices[id] } }
+
+    public func requireDevice(_ id: EUI64) throws(DomainError) -> Device {
+        guard let device = device(id) else { throw DomainError(.deviceNotFound, "no device \(id)") }
+        return device
+    }
+
+    public struct Counts: Sendable { public var devices: Int; public var premises: Int }
+    public var counts: Counts { state.withLock { Counts(devices: $0.devices.count, premises: $0.premises.count) } }
+
+    public struct DeviceFilter: Sendable {
+        public var type: DeviceType?
+        public var premises: String?
+        public var status: InventoryStatus?
+        public var mode: SMETSMode?
+        public var model: String?
+        public var hub: EUI64?
+        public var owner: String?
+        public var manufacturerCode: String?
+        public init() {}
+
+        func matches(_ device: Device, models: [String: DeviceModel]) -> Bool {
+            if let type, device.type != type { return false }
+            if let premises, device.premisesID != premises { return false }
+            if let status, device.status != status { return false }
+            if let mode, device.mode != mode { return false }
+            if let model, device.modelKey != model { return false }
+            if let hub, device.hub != hub { return false }
+            if let owner, device.owner != owner { return false }
+            if let manufacturerCode, models[device.modelKey]?.manufacturer.code.uppercased() != manufacturerCode.uppercased() { return false }
+            return true
+        }
+    }
+
+    public struct Page: Sendable { public var devices: [Device]; public var next: EUI64?; public var total: Int }
+
+    /// Devices matching `filter` in ID order, starting after `cursor`.
+    public func list(_ filter: DeviceFilter, after cursor: EUI64?, limit: Int) -> Page {
+        state.withLock { state in
+            let start = cursor.map { id in state.order.partitioningIndex { $0 > id } } ?? 0
+            var page: [Device] = []
+            var total = 0
+            var next: EUI64?
+            for (position, id) in state.order.enumerated() {
+                guard let device = state.devices[id], filter.matches(device, models: state.lab.models) else { continue }
+                total += 1
+                if position >= start {
+                    if page.count < limit { page.append(device) } else if next == nil { next = page.last?.id }
+                }
+            }
+            return Page(devices: page, next: next, total: total)
+        }
+    }
+
+    public func presentedFirmware(of device: Device) -> FirmwareVersion {
+        state.withLock { state in
+            guard let model = state.lab.models[device.modelKey] else { return device.firmwareVersion }
+            return state.lab.cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime)
+        }
+    }
+
+    public func model(for device: Device) -> DeviceModel? { state.withLock { $0.lab.models[device.modelKey] } }
+
+    public func dataCounts(_ id: EUI64) throws -> DataCounts { try store.read { try $0.dataCounts(device: id) } }
+
+    // MARK: changes
+
+    public struct NewDevice: Sendable {
+        public var id: EUI64?
+        public var type: DeviceType
+        public var premises: String
+        public var model: String
+        public var owner: String?
+        public var preNotified: SMETSVersion?
+        public var status: InventoryStatus?
+        public var smetsVersion: SMETSVersion?
+        public init(id: EUI64?, type: DeviceType, premises: String, model: String, owner: String?, preNotified: SMETSVersion?,
+                    status: InventoryStatus?, smetsVersion: SMETSVersion?) {
+            self.id = id; self.type = type; self.premises = premises; self.model = model; self.owner = owner
+            self.preNotified = preNotified; self.status = status; self.smetsVersion = smetsVersion
+        }
+    }
+
+    public func create(_ request: NewDevice) throws -> Device {
+        let device = try state.withLock { state -> Device in
+            guard let model = state.lab.models[request.model] else {
+                throw DomainError(.modelNotFound, "no device model '\(request.model)'; known: \(state.lab.models.keys.sorted().joined(separator: ", "))")
+            }
+            guard model.type == request.type else {
+                throw DomainError(.invalidState, "model '\(model.key)' is a \(model.type), not a \(request.type)")
+            }
+            guard let members = state.premises[request.premises], let anyMember = members.first.flatMap({ state.devices[$0] }) else {
+                throw DomainError(.premisesNotFound, "no premises '\(request.premises)'")
+            }
+            if request.type == .chf { throw DomainError(.invalidState, "a premises has exactly one Communications Hub; it cannot be created here") }
+            let id = request.id ?? Self.freeID(in: state)
+            guard state.devices[id] == nil else { throw DomainError(.deviceExists, "device \(id) already exists") }
+            let device = Device(id: id, type: request.type, premisesID: request.premises, modelKey: model.key,
+                                owner: request.owner ?? anyMember.owner,
+                                preNotified: request.preNotified ?? model.smetsVersions.last ?? .smets2,
+                                status: request.status ?? .whitelisted, firmwareVersion: model.firmwareVersion,
+                                region: anyMember.region)
+            try store.write { tx in
+                try tx.save(device, origin: .api)
+                if device.type.isMeterSide { try tx.savePrepayment(PrepaymentState(credit: 1000, emergencyCredit: 500, debt: 0), device: id) }
+            }
+            Self.index(device, into: &state)
+            return device
+        }
+        events.publish("device.created", device: device.id, time: now(),
+                       data: ["type": .string(device.type.name), "premises": .string(device.premisesID), "model": .string(device.modelKey)])
+        return device
+    }
+
+    static func freeID(in state: State) -> EUI64 {
+        var candidate = (state.order.last?.rawValue ?? 0x00DB_1234_0000_0000) &+ 1
+        while state.devices[EUI64(candidate)] != nil { candidate &+= 1 }
+        return EUI64(candidate)
+    }
+
+    public func remove(_ id: EUI64) throws {
+        try state.withLock { state in
+            guard let device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
+            if device.type == .chf, state.premises[device.premisesID]?.contains(where: { state.devices[$0]?.hub == id }) == true {
+                throw DomainError(.invalidState, "hub \(id) still has devices joined; make them leave first")
+            }
+            try store.write { try $0.removeDevice(id) }
+            state.devices[id] = nil
+            if let position = state.order.firstIndex(of: id) { state.order.remove(at: position) }
+            state.premises[device.premisesID]?.removeAll { $0 == id }
+        }
+        events.publish("device.removed", device: id, time: now())
+    }
+
+    public struct JoinResult: Sendable { public var device: Device; public var transitions: [InventoryStatus]; public var presented: FirmwareVersion }
+
+    /// A device joins a Communications Hub; MP202 decides its mode.
+    public func join(_ id: EUI64, hub hubID: EUI64) throws -> JoinResult {
+        let result = try state.withLock { state -> JoinResult in
+            guard var device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
+            guard let hub = state.devices[hubID] else { throw DomainError(.deviceNotFound, "no device \(hubID)") }
+            guard let model = state.lab.models[device.modelKey] else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
+            if device.hub != nil && device.hub != hubID { device = try HANMembership.leave(device: device) }
+            let outcome = try HANMembership.join(device: device, hub: hub, model: model, cpl: state.lab.cpl, regime: state.lab.regime)
+            try store.write { try $0.save(outcome.device, origin: .api) }
+            state.devices[id] = outcome.device
+            return JoinResult(device: outcome.device, transitions: outcome.transitions, presented: outcome.presentedFirmware)
+        }
+        let time = now()
+        events.publish("device.joined", device: id, time: time,
+                       data: ["hub": .string(hubID.description), "mode": .string(result.device.mode.name),
+                              "presentedFirmwareVersion": .string(result.presented.hex)])
+        for status in result.transitions {
+            events.publish("device.status", device: id, time: time, data: ["status": .string(status.rawValue)])
+        }
+        return result
+    }
+
+    public func leave(_ id: EUI64) throws -> Device {
+        let (device, hub) = try state.withLock { state -> (Device, EUI64?) in
+            guard let device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
+            let left = try HANMembership.leave(device: device)
+            try store.write { try $0.save(left, origin: .api) }
+            state.devices[id] = left
+            return (left, device.hub)
+        }
+        events.publish("device.left", device: id, time: now(), data: ["hub": .string(hub?.description ?? "")])
+        return device
+    }
+
+    /// Adds `count` generated premises (hub, ESME, GSME, GPF, PPMID, IHD each), joined, in one transaction.
+    public func generate(premises count: Int) throws -> (premises: Int, devices: Int) {
+        let result = try state.withLock { state -> (Int, Int) in
+            guard count > 0, count <= state.lab.settings.maxGeneratePremises else {
+                throw DomainError(.limitExceeded, "generate 1...\(state.lab.settings.maxGeneratePremises) premises at a time (maxGeneratePremises)")
+            }
+            let models = try Self.generatorModels(state.lab)
+            let owners = Array(Set(state.lab.definition.premises.flatMap { $0.devices.map(\.owner) })).sorted()
+            var firstIndex = 0
+            while state.premises[LabGenerator.premisesID(firstIndex)] != nil { firstIndex += 1 }
+            var created: [Device] = []
+            created.reserveCapacity(count * 6)
+            for index in firstIndex..<(firstIndex + count) {
+                created += LabGenerator.devices(index: index, models: models, cpl: state.lab.cpl, regime: state.lab.regime, owners: owners)
+            }
+            if let clash = created.first(where: { state.devices[$0.id] != nil }) {
+                throw DomainError(.deviceExists, "generated device \(clash.id) already exists")
+            }
+            try store.write { tx in
+                for index in firstIndex..<(firstIndex + count) {
+                    try tx.upsertPremises(id: LabGenerator.premisesID(index), region: CSPRegion.allCases[index % 3], origin: .generated)
+                }
+                for device in created {
+                    try tx.save(device, origin: .generated)
+                    if device.type.isMeterSide { try tx.savePrepayment(PrepaymentState(credit: 1000, emergencyCredit: 500, debt: 0), device: device.id) }
+                }
+            }
+            for device in created {
+                state.devices[device.id] = device
+                state.premises[device.premisesID, default: []].append(device.id)
+            }
+            state.order = state.devices.keys.sorted()
+            return (count, created.count)
+        }
+        events.publish("lab.generated", time: now(), data: ["premises": .int(Int64(result.0)), "devices": .int(Int64(result.1))])
+        return result
+    }
+
+    static func generatorModels(_ lab: LabSnapshot) throws(DomainError) -> LabGenerator.Models {
+        func pick(_ type: DeviceType, prefer: (DeviceModel) -> Bool = { _ in true }) throws(DomainError) -> DeviceModel {
+            let candidates = lab.models.values.filter { $0.type == type }.sorted { $0.key < $1.key }
+            guard let model = candidates.first(where: prefer) ?? candidates.first else {
+                throw DomainError(.modelNotFound, "lab.generate needs a \(type) model in devices/models")
+            }
+            return model
+        }
+        let both: (DeviceModel) -> Bool = { $0.smetsVersions.count == 2 }
+        return LabGenerator.Models(hub: try pick(.chf, prefer: { $0.smetsVersions == [.smets2] }), esme: try pick(.esme, prefer: both),
+                                   gsme: try pick(.gsme, prefer: both), gpf: try pick(.gpf, prefer: both),
+                                   ppmid: try pick(.ppmid, prefer: { $0.isDualMode }), ihd: try pick(.ihd, prefer: both))
+    }
+
+    /// Reloads the devices folder: new lab devices are added; models, the CPL and settings replaced.
+    public func reload(_ lab: LabSnapshot) throws -> Int {
+        let added = try state.withLock { state -> Int in
+            let now = state.clock.now(real: realNow())
+            let added = try store.write { tx in try Self.syncLab(lab, tx: tx, now: now) }
+            state.lab = lab
+            if added > 0 {
+                for device in try store.read({ try $0.allDevices() }) where state.devices[device.id] == nil {
+                    Self.index(device, into: &state)
+                }
+            }
+            return added
+        }
+        events.publish("daemon.reloaded", time: now(), data: ["added": .int(Int64(added)), "models": .int(Int64(lab.models.count)),
+                                                               "cplEntries": .int(Int64(lab.cpl.entries.count))])
+        return added
+    }
+}
+
+extension Array {
+    /// The first index whose element satisfies `predicate`, for a predicate false then true along the array.
+    func partitioningIndex(where predicate: (Element) -> Bool) -> Int {
+        var low = 0, high = count
+        while low < high {
+            let mid = (low + high) / 2
+            if predicate(self[mid]) { high = mid } else { low = mid + 1 }
+        }
+        return low
+    }
+}

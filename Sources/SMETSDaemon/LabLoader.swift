@@ -1,0 +1,127 @@
+import Foundation
+import SMETSCore
+
+/// The devices folder, loaded and validated: models, the lab and the CPL.
+public struct LabSnapshot: Sendable {
+    public var directory: String
+    public var definition: LabDefinition
+    public var models: [String: DeviceModel]
+    public var cpl: CPL
+    public var settings: Settings
+    public var regime: CPLRegime { definition.cplRegime }
+}
+
+/// A devices folder that cannot be used, with every problem found (file, key or line, and the fix).
+public struct LabLoadError: Error, CustomStringConvertible, Sendable {
+    public var problems: [String]
+    public var description: String {
+        "the devices folder has \(problems.count) problem\(problems.count == 1 ? "" : "s"):\n" + problems.map { "  - " + $0 }.joined(separator: "\n")
+    }
+}
+
+public enum LabLoader {
+    /// Reads `models/*.json`, `lab.json`, `cpl.csv` and the optional `smetsd.json` from `directory`.
+    public static func load(directory: String) throws(LabLoadError) -> LabSnapshot {
+        var problems: [String] = []
+        let base = URL(fileURLWithPath: directory)
+        let modelsDir = base.appendingPathComponent("models")
+        var models: [String: DeviceModel] = [:]
+        let modelFiles = ((try? FileManager.default.contentsOfDirectory(atPath: modelsDir.path)) ?? [])
+            .filter { $0.hasSuffix(".json") }.sorted()
+        if modelFiles.isEmpty { problems.append("\(modelsDir.path): no device models (*.json) found") }
+        for file in modelFiles {
+            let path = modelsDir.appendingPathComponent(file).path
+            switch decode(DeviceModel.self, path: path) {
+            case .success(var model):
+                model.key = String(file.dropLast(5))
+                problems += model.problems().map { "\(path): \($0)" }
+                models[model.key] = model
+            case .failure(let problem):
+                problems.append(problem.text)
+            }
+        }
+
+        let labPath = base.appendingPathComponent("lab.json").path
+        var definition = LabDefinition(name: "", cplRegime: .mp202, premises: [])
+        switch decode(LabDefinition.self, path: labPath) {
+        case .success(let lab):
+            definition = lab
+            problems += lab.problems(models: models).map { "\(labPath): \($0)" }
+        case .failure(let problem):
+            problems.append(problem.text)
+        }
+
+        let cplPath = base.appendingPathComponent("cpl.csv").path
+        var cpl = CPL(entries: [])
+        if let text = try? String(contentsOfFile: cplPath, encoding: .utf8) {
+            do { cpl = try CPL.parse(csv: text) } catch { problems.append("\(cplPath): \(error)") }
+        } else {
+            problems.append("\(cplPath): cannot read the Central Products List; create it with the header \(CPL.header)")
+        }
+
+        var settings = Settings()
+        let settingsPath = base.appendingPathComponent("smetsd.json").path
+        if FileManager.default.fileExists(atPath: settingsPath) {
+            switch decode(Settings.self, path: settingsPath) {
+            case .success(let loaded):
+                settings = loaded
+                problems += loaded.problems().map { "\(settingsPath): \($0)" }
+            case .failure(let problem):
+                problems.append(problem.text)
+            }
+        }
+
+        guard problems.isEmpty else { throw LabLoadError(problems: problems) }
+        return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings)
+    }
+
+    /// Decodes a JSON file, turning Foundation's errors into one line naming the file, the key path
+    /// (or line and column for syntax errors) and what to write instead.
+    static func decode<T: Decodable>(_ type: T.Type, path: String) -> Result<T, LabFileProblem> {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            return .failure(LabFileProblem(text: "\(path): cannot read the file"))
+        }
+        do {
+            return .success(try JSONDecoder().decode(T.self, from: data))
+        } catch let error as DecodingError {
+            return .failure(LabFileProblem(text: "\(path): \(describe(error))"))
+        } catch {
+            return .failure(LabFileProblem(text: "\(path): \(error)"))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func keyPath(_ path: [any CodingKey]) -> String {
+            let text = path.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+            return text.hasPrefix(".") ? String(text.dropFirst()) : (text.isEmpty ? "(top level)" : text)
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            let parent = context.codingPath.isEmpty ? "the top level" : keyPath(context.codingPath)
+            return "\(parent): missing key '\(key.stringValue)'; add it"
+        case .typeMismatch(let type, let context):
+            return "\(keyPath(context.codingPath)): expected \(readable(type)); \(context.debugDescription)"
+        case .valueNotFound(let type, let context):
+            return "\(keyPath(context.codingPath)): expected \(readable(type)), found null"
+        case .dataCorrupted(let context):
+            if context.codingPath.isEmpty {
+                let underlying = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
+                return "not valid JSON: \(underlying ?? context.debugDescription)"
+            }
+            return "\(keyPath(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+
+    static func readable(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is Int.Type, is UInt16.Type, is UInt8.Type, is Double.Type: "a number"
+        default: "\(type)"
+        }
+    }
+}
+
+struct LabFileProblem: Error { var text: String }

@@ -1,0 +1,218 @@
+import GRDB
+import SMETSCore
+
+/// A supplier message a display holds (ZCL Messaging DisplayMessage).
+public struct StoredMessage: Hashable, Sendable {
+    public var messageID: UInt32
+    public var control: UInt8
+    public var startTime: UInt32
+    public var durationMinutes: UInt16
+    public var text: String
+    public var receivedAt: Timestamp
+    public var confirmedAt: Timestamp?
+
+    public init(messageID: UInt32, control: UInt8, startTime: UInt32, durationMinutes: UInt16, text: String,
+                receivedAt: Timestamp, confirmedAt: Timestamp? = nil) {
+        self.messageID = messageID; self.control = control; self.startTime = startTime
+        self.durationMinutes = durationMinutes; self.text = text; self.receivedAt = receivedAt; self.confirmedAt = confirmedAt
+    }
+}
+
+public struct StoredTopUp: Hashable, Sendable {
+    public var seq: Int64
+    public var code: String
+    public var amount: Int32
+    public var time: Timestamp
+    public var source: UInt8
+    public init(seq: Int64, code: String, amount: Int32, time: Timestamp, source: UInt8) {
+        self.seq = seq; self.code = code; self.amount = amount; self.time = time; self.source = source
+    }
+}
+
+public struct StoredDebtRecord: Hashable, Sendable {
+    public var seq: Int64
+    public var time: Timestamp
+    public var amount: UInt32
+    public var debtType: UInt8
+    public var outstanding: UInt32
+    public init(seq: Int64, time: Timestamp, amount: UInt32, debtType: UInt8, outstanding: UInt32) {
+        self.seq = seq; self.time = time; self.amount = amount; self.debtType = debtType; self.outstanding = outstanding
+    }
+}
+
+public struct PrepaymentState: Hashable, Sendable {
+    public var credit: Int32
+    public var emergencyCredit: Int32
+    public var debt: Int32
+    public init(credit: Int32, emergencyCredit: Int32, debt: Int32) {
+        self.credit = credit; self.emergencyCredit = emergencyCredit; self.debt = debt
+    }
+}
+
+/// How many records of each category a device holds.
+public struct DataCounts: Hashable, Sendable {
+    public var consumptionDays = 0, messages = 0, topUps = 0, debtRecords = 0, consumerSettings = 0
+    public init() {}
+    public func count(of category: DataCategory) -> Int {
+        switch category {
+        case .consumptionHistory: consumptionDays
+        case .consumerData: consumerSettings
+        case .supplierMessages: messages
+        case .topUpLog: topUps
+        case .debtLog: debtRecords
+        }
+    }
+}
+
+extension StoreTransaction {
+    private func key(_ id: EUI64) -> Int64 { Int64(bitPattern: id.rawValue) }
+
+    // MARK: messages
+
+    public func saveMessage(_ message: StoredMessage, device: EUI64) throws {
+        try db.execute(sql: """
+            INSERT INTO message (device, message_id, control, start_time, duration, text, received_at, confirmed_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(device, message_id) DO UPDATE SET control = excluded.control, start_time = excluded.start_time,
+              duration = excluded.duration, text = excluded.text, received_at = excluded.received_at, confirmed_at = NULL
+            """, arguments: [key(device), Int64(message.messageID), Int(message.control), Int64(message.startTime),
+                             Int(message.durationMinutes), message.text, message.receivedAt.unixMillis,
+                             message.confirmedAt?.unixMillis])
+    }
+
+    public func messages(device: EUI64) throws -> [StoredMessage] {
+        try Row.fetchAll(db, sql: "SELECT message_id, control, start_time, duration, text, received_at, confirmed_at FROM message WHERE device = ? ORDER BY received_at, message_id",
+                         arguments: [key(device)]).map { row in
+            StoredMessage(messageID: UInt32(truncatingIfNeeded: row[0] as Int64), control: UInt8(truncatingIfNeeded: row[1] as Int),
+                          startTime: UInt32(truncatingIfNeeded: row[2] as Int64), durationMinutes: UInt16(truncatingIfNeeded: row[3] as Int),
+                          text: row[4], receivedAt: Timestamp(unixMillis: row[5]),
+                          confirmedAt: (row[6] as Int64?).map { Timestamp(unixMillis: $0) })
+        }
+    }
+
+    /// Removes one message; true if it was there.
+    @discardableResult
+    public func deleteMessage(device: EUI64, messageID: UInt32) throws -> Bool {
+        try db.execute(sql: "DELETE FROM message WHERE device = ? AND message_id = ?", arguments: [key(device), Int64(messageID)])
+        return db.changesCount > 0
+    }
+
+    public func confirmMessage(device: EUI64, messageID: UInt32, at time: Timestamp) throws -> Bool {
+        try db.execute(sql: "UPDATE message SET confirmed_at = ? WHERE device = ? AND message_id = ?",
+                       arguments: [time.unixMillis, key(device), Int64(messageID)])
+        return db.changesCount > 0
+    }
+
+    // MARK: consumption history
+
+    public func saveConsumptionDay(device: EUI64, day: Int64, amount: Int64) throws {
+        let statement = try db.cachedStatement(sql: "INSERT INTO consumption_day (device, day, amount) VALUES (?, ?, ?) ON CONFLICT(device, day) DO UPDATE SET amount = excluded.amount")
+        try statement.execute(arguments: [key(device), day, amount])
+    }
+
+    public func consumptionDays(device: EUI64, limit: Int = 1000) throws -> [(day: Int64, amount: Int64)] {
+        try Row.fetchAll(db, sql: "SELECT day, amount FROM consumption_day WHERE device = ? ORDER BY day DESC LIMIT ?",
+                         arguments: [key(device), limit]).map { (day: $0[0], amount: $0[1]) }
+    }
+
+    // MARK: top-ups and debt
+
+    public func saveTopUp(device: EUI64, code: String, amount: Int32, time: Timestamp, source: UInt8) throws -> StoredTopUp {
+        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM top_up WHERE device = ?", arguments: [key(device)]) ?? 0) + 1
+        try db.execute(sql: "INSERT INTO top_up (device, seq, code, amount, time, source) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [key(device), seq, code, Int(amount), time.unixMillis, Int(source)])
+        return StoredTopUp(seq: seq, code: code, amount: amount, time: time, source: source)
+    }
+
+    public func topUpExists(device: EUI64, code: String) throws -> Bool {
+        try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM top_up WHERE device = ? AND code = ?)", arguments: [key(device), code]) ?? false
+    }
+
+    /// The latest top-ups first, no later than `latest`.
+    public func topUps(device: EUI64, notAfter latest: Timestamp? = nil, limit: Int = 1000) throws -> [StoredTopUp] {
+        try Row.fetchAll(db, sql: "SELECT seq, code, amount, time, source FROM top_up WHERE device = ? AND time <= ? ORDER BY time DESC, seq DESC LIMIT ?",
+                         arguments: [key(device), latest?.unixMillis ?? Int64.max, limit]).map {
+            StoredTopUp(seq: $0[0], code: $0[1], amount: Int32(truncatingIfNeeded: $0[2] as Int64), time: Timestamp(unixMillis: $0[3]),
+                        source: UInt8(truncatingIfNeeded: $0[4] as Int))
+        }
+    }
+
+    public func saveDebtRecord(device: EUI64, time: Timestamp, amount: UInt32, debtType: UInt8, outstanding: UInt32) throws {
+        let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM debt_record WHERE device = ?", arguments: [key(device)]) ?? 0) + 1
+        try db.execute(sql: "INSERT INTO debt_record (device, seq, time, amount, debt_type, outstanding) VALUES (?, ?, ?, ?, ?, ?)",
+                       arguments: [key(device), seq, time.unixMillis, Int64(amount), Int(debtType), Int64(outstanding)])
+    }
+
+    public func debtRecords(device: EUI64, notAfter latest: Timestamp? = nil, limit: Int = 1000) throws -> [StoredDebtRecord] {
+        try Row.fetchAll(db, sql: "SELECT seq, time, amount, debt_type, outstanding FROM debt_record WHERE device = ? AND time <= ? ORDER BY time DESC, seq DESC LIMIT ?",
+                         arguments: [key(device), latest?.unixMillis ?? Int64.max, limit]).map {
+            StoredDebtRecord(seq: $0[0], time: Timestamp(unixMillis: $0[1]), amount: UInt32(truncatingIfNeeded: $0[2] as Int64),
+                             debtType: UInt8(truncatingIfNeeded: $0[3] as Int), outstanding: UInt32(truncatingIfNeeded: $0[4] as Int64))
+        }
+    }
+
+    public func saveConsumerSetting(device: EUI64, key settingKey: String, value: String) throws {
+        try db.execute(sql: "INSERT INTO consumer_setting (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value",
+                       arguments: [key(device), settingKey, value])
+    }
+
+    public func consumerSettings(device: EUI64) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT key, value FROM consumer_setting WHERE device = ?", arguments: [key(device)]) {
+            result[row[0]] = row[1]
+        }
+        return result
+    }
+
+    // MARK: prepayment (meter side)
+
+    public func prepayment(device: EUI64) throws -> PrepaymentState? {
+        try Row.fetchOne(db, sql: "SELECT credit, emergency_credit, debt FROM prepayment WHERE device = ?", arguments: [key(device)]).map {
+            PrepaymentState(credit: Int32(truncatingIfNeeded: $0[0] as Int64), emergencyCredit: Int32(truncatingIfNeeded: $0[1] as Int64),
+                            debt: Int32(truncatingIfNeeded: $0[2] as Int64))
+        }
+    }
+
+    public func savePrepayment(_ state: PrepaymentState, device: EUI64) throws {
+        try db.execute(sql: "INSERT INTO prepayment (device, credit, emergency_credit, debt) VALUES (?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET credit = excluded.credit, emergency_credit = excluded.emergency_credit, debt = excluded.debt",
+                       arguments: [key(device), Int64(state.credit), Int64(state.emergencyCredit), Int64(state.debt)])
+    }
+
+    // MARK: counts and clearing
+
+    public func dataCounts(device: EUI64) throws -> DataCounts {
+        var counts = DataCounts()
+        let id = key(device)
+        counts.consumptionDays = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM consumption_day WHERE device = ?", arguments: [id]) ?? 0
+        counts.messages = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message WHERE device = ?", arguments: [id]) ?? 0
+        counts.topUps = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM top_up WHERE device = ?", arguments: [id]) ?? 0
+        counts.debtRecords = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM debt_record WHERE device = ?", arguments: [id]) ?? 0
+        counts.consumerSettings = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM consumer_setting WHERE device = ?", arguments: [id]) ?? 0
+        return counts
+    }
+
+    /// Deletes every record of `categories` the device holds (secure_delete zeroes them); returns how
+    /// many of each went.
+    public func clear(_ categories: Set<DataCategory>, device: EUI64) throws -> [DataCategory: Int] {
+        var removed: [DataCategory: Int] = [:]
+        for category in categories.sorted(by: { $0.rawValue < $1.rawValue }) {
+            let table = switch category {
+            case .consumptionHistory: "consumption_day"
+            case .consumerData: "consumer_setting"
+            case .supplierMessages: "message"
+            case .topUpLog: "top_up"
+            case .debtLog: "debt_record"
+            }
+            try db.execute(sql: "DELETE FROM \(table) WHERE device = ?", arguments: [key(device)])
+            removed[category] = db.changesCount
+        }
+        return removed
+    }
+}
+
+extension StoreTransaction {
+    /// Rolls off history older than `day`.
+    public func pruneConsumption(device: EUI64, before day: Int64) throws {
+        try db.execute(sql: "DELETE FROM consumption_day WHERE device = ? AND day < ?", arguments: [Int64(bitPattern: device.rawValue), day])
+    }
+}

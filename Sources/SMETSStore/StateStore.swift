@@ -1,0 +1,107 @@
+import GRDB
+import SMETSCore
+
+/// The daemon's durable state: one SQLite file (WAL, `synchronous=FULL`, `secure_delete=ON`).
+///
+/// Every write runs in one transaction and returns only once SQLite has fsync'd the WAL, so a client
+/// told "done" can pull the plug. `secure_delete` zeroes the bytes of deleted rows in the pages; with
+/// `scrub()` (a truncating checkpoint) nothing of cleared occupant data stays in the WAL either.
+public final class StateStore: Sendable {
+    public static let fileName = "smetsd.sqlite"
+    public let path: String
+    let pool: DatabasePool
+
+    /// Opens (creating if needed) the state in `directory` and brings its schema up to date.
+    public init(directory: String) throws {
+        path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
+        var configuration = Configuration()
+        configuration.label = "smetsd.state"
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            // FULL: a WAL commit is fsync'd before it returns; acknowledged means on disk.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            // Deleted content is overwritten with zeros, so cleared occupant data leaves no bytes behind.
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    /// Runs `body` in one write transaction; it is durable when this returns.
+    public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try pool.write { db in try body(StoreTransaction(db: db)) }
+    }
+
+    /// Runs `body` on a consistent snapshot.
+    public func read<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
+        try pool.read { db in try body(StoreTransaction(db: db)) }
+    }
+
+    /// Moves every WAL frame into the database and truncates the WAL to zero bytes, so that no old
+    /// page image (holding data since deleted) survives in it.
+    public func scrub() throws {
+        try pool.writeWithoutTransaction { db in
+            _ = try db.checkpoint(.truncate)
+        }
+    }
+
+    /// Schema versions, in order. A shipped migration is never edited; a change is a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+                CREATE TABLE premises (
+                    id TEXT PRIMARY KEY, region TEXT NOT NULL, origin TEXT NOT NULL,
+                    supplier TEXT, tenancy_changed_at INTEGER
+                ) WITHOUT ROWID;
+                CREATE TABLE device (
+                    id INTEGER PRIMARY KEY, type INTEGER NOT NULL, premises TEXT NOT NULL, model TEXT NOT NULL,
+                    owner TEXT NOT NULL, pre_notified TEXT NOT NULL, status TEXT NOT NULL, mode INTEGER NOT NULL,
+                    hub INTEGER, firmware INTEGER NOT NULL, smets_version TEXT, region TEXT NOT NULL,
+                    origin TEXT NOT NULL
+                );
+                CREATE INDEX device_by_premises ON device (premises);
+                CREATE TABLE consumption_day (
+                    device INTEGER NOT NULL, day INTEGER NOT NULL, amount INTEGER NOT NULL,
+                    PRIMARY KEY (device, day)
+                ) WITHOUT ROWID;
+                CREATE TABLE message (
+                    device INTEGER NOT NULL, message_id INTEGER NOT NULL, control INTEGER NOT NULL,
+                    start_time INTEGER NOT NULL, duration INTEGER NOT NULL, text TEXT NOT NULL,
+                    received_at INTEGER NOT NULL, confirmed_at INTEGER,
+                    PRIMARY KEY (device, message_id)
+                ) WITHOUT ROWID;
+                CREATE TABLE top_up (
+                    device INTEGER NOT NULL, seq INTEGER NOT NULL, code TEXT NOT NULL, amount INTEGER NOT NULL,
+                    time INTEGER NOT NULL, source INTEGER NOT NULL,
+                    PRIMARY KEY (device, seq)
+                ) WITHOUT ROWID;
+                CREATE UNIQUE INDEX top_up_code ON top_up (device, code);
+                CREATE TABLE debt_record (
+                    device INTEGER NOT NULL, seq INTEGER NOT NULL, time INTEGER NOT NULL, amount INTEGER NOT NULL,
+                    debt_type INTEGER NOT NULL, outstanding INTEGER NOT NULL,
+                    PRIMARY KEY (device, seq)
+                ) WITHOUT ROWID;
+                CREATE TABLE consumer_setting (
+                    device INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                    PRIMARY KEY (device, key)
+                ) WITHOUT ROWID;
+                CREATE TABLE prepayment (
+                    device INTEGER PRIMARY KEY, credit INTEGER NOT NULL, emergency_credit INTEGER NOT NULL,
+                    debt INTEGER NOT NULL
+                );
+                CREATE TABLE job (
+                    id INTEGER PRIMARY KEY, due INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL
+                );
+                """)
+        }
+        return migrator
+    }
+}
+
+/// Where a device came from: the lab file, `lab.generate`, or `devices.create`.
+public enum DeviceOrigin: String, Sendable {
+    case lab, generated, api
+}

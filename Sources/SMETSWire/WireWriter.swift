@@ -1,0 +1,73 @@
+import SMETSCore
+
+/// Appends little-endian fields to a byte buffer, the inverse of ``WireReader``.
+///
+/// Writers never fail: a value wider than its field is truncated to the field's width
+/// (the caller chose the width), and strings longer than ZCL allows are cut (see ``lengthPrefixed(_:)``).
+public struct WireWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+
+    public init(capacity: Int = 64) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public var count: Int { bytes.count }
+
+    public mutating func u8(_ value: UInt8) { bytes.append(value) }
+    public mutating func s8(_ value: Int8) { bytes.append(UInt8(bitPattern: value)) }
+    public mutating func u16le(_ value: UInt16) { unsigned(UInt64(value), 2) }
+    public mutating func s16le(_ value: Int16) { unsigned(UInt64(UInt16(bitPattern: value)), 2) }
+    /// The low 24 bits of `value`.
+    public mutating func u24le(_ value: UInt32) { unsigned(UInt64(value), 3) }
+    /// The low 24 bits of `value`'s two's complement; values outside -2^23..<2^23 wrap.
+    public mutating func s24le(_ value: Int32) { unsigned(UInt64(UInt32(bitPattern: value)), 3) }
+    public mutating func u32le(_ value: UInt32) { unsigned(UInt64(value), 4) }
+    public mutating func s32le(_ value: Int32) { unsigned(UInt64(UInt32(bitPattern: value)), 4) }
+    /// The low 48 bits of `value`.
+    public mutating func u48le(_ value: UInt64) { unsigned(value, 6) }
+    public mutating func u64le(_ value: UInt64) { unsigned(value, 8) }
+
+    /// An EUI-64 in Zigbee order: least significant byte first.
+    public mutating func eui64(_ value: EUI64) { unsigned(value.rawValue, 8) }
+
+    public mutating func append(_ other: some Sequence<UInt8>) { bytes.append(contentsOf: other) }
+
+    /// A ZCL octet or character string: u8 length, then the bytes; nil writes the invalid string 0xFF.
+    ///
+    /// ZCL strings hold at most 254 bytes (0xFF means invalid); longer input is cut to 254.
+    public mutating func lengthPrefixed(_ value: some Collection<UInt8>) {
+        let kept = value.prefix(ZCLString.maxLength)
+        bytes.append(UInt8(truncatingIfNeeded: kept.count))
+        bytes.append(contentsOf: kept)
+    }
+
+    /// Writes ZCL's invalid string, a lone 0xFF.
+    public mutating func invalidString() { bytes.append(0xFF) }
+
+    @inline(__always)
+    private mutating func unsigned(_ value: UInt64, _ width: Int) {
+        for shift in 0..<width {
+            bytes.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(shift))))
+        }
+    }
+}
+
+/// Limits and helpers for ZCL's u8-length-prefixed strings.
+public enum ZCLString {
+    /// The longest string ZCL can carry: 0xFF is reserved for "invalid".
+    public static let maxLength = 254
+
+    /// The UTF-8 of `text`, cut to at most `maxLength` bytes on a character boundary,
+    /// so that a cut string still decodes to the text it began with.
+    public static func utf8(_ text: String, maxLength: Int = ZCLString.maxLength) -> [UInt8] {
+        var result: [UInt8] = []
+        result.reserveCapacity(min(text.utf8.count, maxLength))
+        for character in text {
+            let encoded = character.utf8
+            guard result.count + encoded.count <= maxLength else { break }
+            result.append(contentsOf: encoded)
+        }
+        return result
+    }
+}

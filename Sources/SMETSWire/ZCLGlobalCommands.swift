@@ -1,0 +1,138 @@
+/// Global command IDs used by the emulated devices.
+public enum ZCLGlobalCommandID {
+    public static let readAttributes: UInt8 = 0x00
+    public static let readAttributesResponse: UInt8 = 0x01
+    public static let defaultResponse: UInt8 = 0x0B
+}
+
+/// Read Attributes (0x00): the attribute IDs asked for.
+public struct ReadAttributes: ZCLGlobalCommand {
+    public static let commandID = ZCLGlobalCommandID.readAttributes
+
+    public var attributeIDs: [UInt16]
+
+    public init(attributeIDs: [UInt16]) { self.attributeIDs = attributeIDs }
+
+    /// - Throws: ``WireError/truncated(field:offset:needed:available:)`` for a trailing odd byte,
+    ///   half an attribute ID.
+    public init(decoding payload: ArraySlice<UInt8>) throws(WireError) {
+        var reader = WireReader(payload)
+        var ids: [UInt16] = []
+        ids.reserveCapacity(payload.count / 2)
+        while !reader.isAtEnd { ids.append(try reader.u16le("attribute ID")) }
+        attributeIDs = ids
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        for id in attributeIDs { writer.u16le(id) }
+    }
+}
+
+/// Read Attributes Response (0x01): one record per attribute asked for, in the order asked.
+public struct ReadAttributesResponse: ZCLGlobalCommand {
+    public static let commandID = ZCLGlobalCommandID.readAttributesResponse
+
+    /// One attribute's answer: its value, or the status saying why there is none.
+    public struct Record: Hashable, Sendable {
+        public enum Outcome: Hashable, Sendable {
+            case value(ZCLValue)
+            /// A status other than SUCCESS; encoding writes FAILURE (0x01) for a stray 0x00,
+            /// since a SUCCESS record must carry a value.
+            case status(UInt8)
+        }
+
+        public var attributeID: UInt16
+        public var outcome: Outcome
+
+        public init(attributeID: UInt16, outcome: Outcome) {
+            self.attributeID = attributeID
+            self.outcome = outcome
+        }
+
+        public static func value(_ attributeID: UInt16, _ value: ZCLValue) -> Record {
+            Record(attributeID: attributeID, outcome: .value(value))
+        }
+
+        public static func status(_ attributeID: UInt16, _ status: ZCLStatus) -> Record {
+            Record(attributeID: attributeID, outcome: .status(status.rawValue))
+        }
+
+        /// The record's status byte as it goes on the wire.
+        public var statusCode: UInt8 {
+            switch outcome {
+            case .value: ZCLStatus.success.rawValue
+            case let .status(code): code == ZCLStatus.success.rawValue ? ZCLStatus.failure.rawValue : code
+            }
+        }
+
+        public var status: ZCLStatus? { ZCLStatus(rawValue: statusCode) }
+
+        public var value: ZCLValue? {
+            if case let .value(value) = outcome { value } else { nil }
+        }
+    }
+
+    public var records: [Record]
+
+    public init(records: [Record]) { self.records = records }
+
+    public init(decoding payload: ArraySlice<UInt8>) throws(WireError) {
+        var reader = WireReader(payload)
+        var records: [Record] = []
+        while !reader.isAtEnd {
+            let id = try reader.u16le("attribute ID")
+            let status = try reader.u8("attribute status")
+            if status == ZCLStatus.success.rawValue {
+                records.append(.value(id, try ZCLValue(decodingTypedFrom: &reader)))
+            } else {
+                records.append(Record(attributeID: id, outcome: .status(status)))
+            }
+        }
+        self.records = records
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        for record in records {
+            writer.u16le(record.attributeID)
+            writer.u8(record.statusCode)
+            if case let .value(value) = record.outcome { value.encodeTyped(into: &writer) }
+        }
+    }
+
+    /// The record for `attributeID`, if there is one.
+    public subscript(attributeID: UInt16) -> Record? {
+        records.first { $0.attributeID == attributeID }
+    }
+}
+
+/// Default Response (0x0B): the outcome of a command that has no specific response.
+public struct DefaultResponse: ZCLGlobalCommand {
+    public static let commandID = ZCLGlobalCommandID.defaultResponse
+
+    /// The command answered.
+    public var commandID: UInt8
+    /// Raw, so that a status this build does not name survives.
+    public var statusCode: UInt8
+
+    public init(commandID: UInt8, statusCode: UInt8) {
+        self.commandID = commandID
+        self.statusCode = statusCode
+    }
+
+    public init(commandID: UInt8, status: ZCLStatus) {
+        self.init(commandID: commandID, statusCode: status.rawValue)
+    }
+
+    public var status: ZCLStatus? { ZCLStatus(rawValue: statusCode) }
+
+    public init(decoding payload: ArraySlice<UInt8>) throws(WireError) {
+        var reader = WireReader(payload)
+        commandID = try reader.u8("command ID")
+        statusCode = try reader.u8("status")
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        writer.u8(commandID)
+        writer.u8(statusCode)
+    }
+}
