@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The domain: devices, identity, CPL, MP202, tenancy and firmware rules. No I/O.
@@ -43,6 +44,7 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         .executableTarget(name: "smetsd", dependencies: [
             "SMETSDaemon", "SystemdKit",
@@ -52,7 +54,10 @@ let package = Package(
         .executableTarget(name: "smetsctl", dependencies: [
             "SMETSCore", "SMETSWire", "SMETSRPC", "SMETSClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
+        // The benchmarks behind docs/benchmarks.md.
+        .executableTarget(name: "smetsbench", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),

@@ -42,7 +42,7 @@ public final class ControlClient: Sendable {
     ///   when no response came within ``timeout``; ``ControlClientError/io(_:)`` or
     ///   ``ControlClientError/protocolError(_:)`` when the connection failed.
     public func call(_ method: String, params: JSONValue? = nil) throws(ControlClientError) -> JSONValue {
-        try connection.call(method, params: params, deadline: ContinuousClock.now.advanced(by: timeout))
+        try connection.call(method, params: params, timeout: timeout)
     }
 
     /// The next notification from the daemon (such as an `event` after `events.subscribe`).
@@ -50,7 +50,7 @@ public final class ControlClient: Sendable {
     /// - Returns: the notification, or nil when none arrived within `timeout`.
     /// - Throws: ``ControlClientError/io(_:)`` when the daemon closed the connection.
     public func nextNotification(timeout: Duration? = nil) throws(ControlClientError) -> (method: String, params: JSONValue?)? {
-        try connection.nextNotification(deadline: timeout.map { ContinuousClock.now.advanced(by: $0) })
+        try connection.nextNotification(timeout: timeout)
     }
 
     /// Closes the connection; later calls throw. Closing twice is harmless.
@@ -182,20 +182,16 @@ private final class Connection: @unchecked Sendable {
         descriptor = -1
     }
 
-    func call(_ method: String, params: JSONValue?, deadline: ContinuousClock.Instant) throws(ControlClientError) -> JSONValue {
+    func call(_ method: String, params: JSONValue?, timeout: Duration) throws(ControlClientError) -> JSONValue {
         mutex.lock()
         defer { mutex.unlock() }
         guard descriptor >= 0 else { throw .io("the connection to smetsd is closed") }
+        // The time spent waiting for another thread's call does not count against this one.
+        let deadline = ContinuousClock.now.advanced(by: timeout)
         let id = nextID
         nextID += 1
         let request = JSONRPCMessage.request(id: .number(id), method: method, params: params)
-        do {
-            try writeAll(request.serializedLineBytes(), deadline: deadline)
-        } catch {
-            // Part of the line may have gone out: the stream can no longer be trusted.
-            closeLocked()
-            throw error
-        }
+        try writeAll(request.serializedLineBytes(), deadline: deadline)
         while true {
             switch try readMessage(deadline: deadline) {
             case .response(let answered, let result) where answered == .number(id) || answered == nil:
@@ -213,9 +209,10 @@ private final class Connection: @unchecked Sendable {
         }
     }
 
-    func nextNotification(deadline: ContinuousClock.Instant?) throws(ControlClientError) -> (method: String, params: JSONValue?)? {
+    func nextNotification(timeout: Duration?) throws(ControlClientError) -> (method: String, params: JSONValue?)? {
         mutex.lock()
         defer { mutex.unlock() }
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         if !notifications.isEmpty { return notifications.removeFirst() }
         guard descriptor >= 0 else { throw .io("the connection to smetsd is closed") }
         while true {
@@ -280,10 +277,17 @@ private final class Connection: @unchecked Sendable {
 
     // MARK: Writing
 
+    /// Writes the whole line. A failure after part of it went out closes the connection, since
+    /// the daemon would read the rest of the line glued to the next request.
     private func writeAll(_ bytes: [UInt8], deadline: ContinuousClock.Instant) throws(ControlClientError) {
         var offset = 0
         while offset < bytes.count {
-            try wait(for: Int16(POLLOUT), deadline: deadline)
+            do {
+                try wait(for: Int16(POLLOUT), deadline: deadline)
+            } catch {
+                if offset > 0 { closeLocked() }
+                throw error
+            }
             let written = bytes.withUnsafeBytes { buffer in
                 send(descriptor, buffer.baseAddress! + offset, buffer.count - offset, sendFlags)
             }
@@ -293,6 +297,7 @@ private final class Connection: @unchecked Sendable {
             }
             let code = errno
             if code == EINTR || code == EAGAIN || code == EWOULDBLOCK { continue }
+            closeLocked()
             if code == EPIPE || code == ECONNRESET { throw .io("smetsd closed the connection") }
             throw .io("writing to smetsd: \(errorString(code))")
         }

@@ -45,7 +45,8 @@ public struct CPL: Hashable, Sendable {
     public static func parse(csv: String) throws(CPLParseError) -> CPL {
         var entries: [CPLEntry] = []
         var sawHeader = false
-        for (index, rawLine) in csv.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift, so CRLF lines must be split on it explicitly.
+        for (index, rawLine) in csv.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
             let lineNumber = index + 1
             let line = rawLine.trimmedOfBlanks
             if line.isEmpty || line.hasPrefix("#") { continue }
@@ -80,7 +81,7 @@ public struct CPL: Hashable, Sendable {
             }
             var fictitiousFor: FirmwareVersion?
             if !fields[7].isEmpty {
-                guard let real = FirmwareVersion(hex: fields[7]), smets == .smets1 else {
+                guard fields[7].count == 8, let real = FirmwareVersion(hex: fields[7]), smets == .smets1 else {
                     throw CPLParseError(line: lineNumber, message: "fictitious_for '\(fields[7])' must be 8 hex digits on a SMETS1 row")
                 }
                 fictitiousFor = real

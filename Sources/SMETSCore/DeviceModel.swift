@@ -70,7 +70,9 @@ public struct DeviceModel: Hashable, Sendable, Codable {
         dateCode = try c.decodeIfPresent(String.self, forKey: .dateCode) ?? ""
     }
 
-    public var isDualMode: Bool { smetsVersions.contains(.smets1) && smetsVersions.contains(.smets2) }
+    /// A dual-mode ("bilingual") PPMID (MP202): a PPMID model that works in both SMETS versions. Only these
+    /// have the interim regime's fictitious SMETS1 rows; a meter or IHD listing both versions is not one.
+    public var isDualMode: Bool { type == .ppmid && smetsVersions.contains(.smets1) && smetsVersions.contains(.smets2) }
     public var numericImageType: UInt16 { UInt16(otaImageType, radix: 16) ?? 0 }
     public var keepsSet: Set<DataCategory> { Set(keeps) }
 

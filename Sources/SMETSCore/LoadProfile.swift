@@ -2,12 +2,13 @@
 /// daily shape of hourly weights. Consumption is the integral of it, so any meter's cumulative reading
 /// at any virtual time is computed exactly, with no timer per device.
 public enum LoadProfile {
-    /// Relative demand in each hour of the day (mean 1.0): low overnight, morning and evening peaks.
+    /// Relative demand in each hour of the day (scaled by `weightSum`): low overnight, morning and evening peaks.
     static let hourlyWeights: [Int64] = [
         55, 45, 40, 40, 45, 60, 90, 130, 120, 95, 85, 85,
         90, 85, 80, 85, 100, 140, 170, 160, 140, 120, 95, 70,
     ]
-    static let weightSum: Int64 = hourlyWeights.reduce(0, +)  // 2400: the weights average 100
+    /// Demand in hour h is `mean * 24 * hourlyWeights[h] / weightSum`, so a day's total is 24 h at mean demand.
+    static let weightSum: Int64 = hourlyWeights.reduce(0, +)
 
     /// Mean demand in watts for an electricity meter, or litres per hour for gas, from the device ID.
     public static func meanDemand(device: EUI64, type: DeviceType) -> Int64 {
@@ -23,15 +24,13 @@ public enum LoadProfile {
         let millis = max(0, time.unixMillis - epoch)
         let mean = meanDemand(device: device, type: type)
         let days = millis / 86_400_000
-        var total = days * 24 * mean  // a whole day's weights sum to 24 hours at mean demand
         let msInDay = millis % 86_400_000
         let fullHours = Int(msInDay / 3_600_000)
-        for hour in 0..<fullHours { total += hourlyWeights[hour] * mean / 100 }
-        if fullHours < 24 {
-            let partial = msInDay % 3_600_000
-            total += hourlyWeights[fullHours] * mean * partial / 100 / 3_600_000
-        }
-        return total
+        // The day so far in weight-milliseconds, divided once: no per-hour rounding, no jump at midnight.
+        var weighted: Int64 = 0
+        for hour in 0..<fullHours { weighted += hourlyWeights[hour] * 3_600_000 }
+        if fullHours < 24 { weighted += hourlyWeights[fullHours] * (msInDay % 3_600_000) }
+        return days * 24 * mean + weighted * mean * 24 / (weightSum * 3_600_000)
     }
 
     /// Consumption on virtual day `day` (days since 1970-01-01).
@@ -42,6 +41,6 @@ public enum LoadProfile {
     /// Instantaneous demand at `time`, in W (or L/h).
     public static func instantaneousDemand(device: EUI64, type: DeviceType, at time: Timestamp) -> Int64 {
         let hour = Int((time.unixMillis % 86_400_000 + 86_400_000) % 86_400_000 / 3_600_000)
-        return meanDemand(device: device, type: type) * hourlyWeights[hour] / 100
+        return meanDemand(device: device, type: type) * 24 * hourlyWeights[hour] / weightSum
     }
 }

@@ -87,7 +87,7 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         case UInt8(ascii: "+"), UInt8(ascii: "-"):
             let sign: Int64 = chars[index] == UInt8(ascii: "+") ? 1 : -1
             guard let oh = number(index + 1..<index + 3), index + 3 < chars.count, chars[index + 3] == UInt8(ascii: ":"),
-                  let om = number(index + 4..<index + 6) else { return nil }
+                  let om = number(index + 4..<index + 6), oh < 24, om < 60 else { return nil }
             offsetSeconds = sign * (oh * 3600 + om * 60)
             index += 6
         default:
@@ -95,6 +95,8 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         }
         guard index == chars.count else { return nil }
         let days = daysFromCivil(year: year, month: month, day: day)
+        // A day the month does not have (31 April, 29 February 2023) is refused, not rolled over.
+        guard civilDate(fromDays: days) == (year, month, day) else { return nil }
         let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offsetSeconds
         self.init(unixMillis: seconds * 1000 + millis)
     }

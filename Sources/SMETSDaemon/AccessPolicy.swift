@@ -1,8 +1,129 @@
-/// Who may call what on the control socket. Foundation: everyone local may call everything; the
-/// roles of the access issue refine this.
-public struct AccessPolicy: Sendable {
-    public init() {}
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import Synchronization
 
-    /// nil when `peer` may call `method`, else the sentence to refuse it with.
-    public func refusal(method: String, peer: PeerCredentials?) -> String? { nil }
+/// A caller's role, from its peer credentials and the access configuration.
+public enum Role: Hashable, Sendable, CustomStringConvertible {
+    /// The lab operator: every method.
+    case admin
+    /// A test rig: the HAN link and the device-level methods.
+    case rig
+    /// A Meter Asset Provider: the asset data of the devices it owns.
+    case map(String)
+    /// A Device Manufacturer: the asset data of the devices it made (4-hex-digit manufacturer ID).
+    case manufacturer(String)
+    /// Nobody we know: public methods only.
+    case anonymous
+
+    /// Parses `admin`, `rig`, `map:MAP-ALPHA`, `manufacturer:1234`.
+    public init?(text: String) {
+        switch text {
+        case "admin": self = .admin
+        case "rig": self = .rig
+        default:
+            if text.hasPrefix("map:"), text.count > 4 { self = .map(String(text.dropFirst(4))) }
+            else if text.hasPrefix("manufacturer:"), text.count == 17, UInt16(text.dropFirst(13), radix: 16) != nil {
+                self = .manufacturer(text.dropFirst(13).uppercased())
+            } else { return nil }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .admin: "admin"
+        case .rig: "rig"
+        case .map(let id): "map:\(id)"
+        case .manufacturer(let code): "manufacturer:\(code)"
+        case .anonymous: "anonymous"
+        }
+    }
+
+    var kind: String {
+        switch self {
+        case .admin: "admin"
+        case .rig: "rig"
+        case .map: "map"
+        case .manufacturer: "manufacturer"
+        case .anonymous: "anonymous"
+        }
+    }
+}
+
+/// `devices/access.json`: who is who. Keys are `uid:N`, `gid:N`, `user:NAME` or `group:NAME`;
+/// values are roles. A uid entry wins over a gid entry. Reloaded with SIGHUP.
+public struct AccessConfiguration: Sendable, Codable, Hashable {
+    public var roles: [String: String] = [:]
+    public init(roles: [String: String] = [:]) { self.roles = roles }
+
+    public func problems() -> [String] {
+        roles.sorted { $0.key < $1.key }.compactMap { key, value in
+            let prefixes = ["uid:", "gid:", "user:", "group:"]
+            guard prefixes.contains(where: { key.hasPrefix($0) }) else { return "roles.\(key): keys are uid:N, gid:N, user:NAME or group:NAME" }
+            return Role(text: value) == nil ? "roles.\(key): '\(value)' is not a role; use admin, rig, map:ID or manufacturer:CODE (4 hex digits)" : nil
+        }
+    }
+}
+
+/// Who may call what, on the control socket and the HAN link.
+public final class AccessPolicy: Sendable {
+    /// Methods anyone may call.
+    public static let publicMethods: Set<String> = ["daemon.status"]
+    /// Methods a rig may call: the HAN and device-level ones.
+    public static let rigMethods: Set<String> = publicMethods.union([
+        "devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "clock.get",
+        "events.subscribe", "events.unsubscribe", "firmware.version",
+    ])
+    /// Methods a MAP or a manufacturer may call; the data they see is scoped to their own assets.
+    public static let assetMethods: Set<String> = publicMethods.union(["assets.list", "assets.get"])
+
+    private let configuration: Mutex<AccessConfiguration>
+    /// The daemon's own uid: admin by default, like root.
+    let ownUID: UInt32
+
+    public init(configuration: AccessConfiguration = AccessConfiguration()) {
+        self.configuration = Mutex(configuration)
+        self.ownUID = getuid()
+    }
+
+    public func replace(_ configuration: AccessConfiguration) { self.configuration.withLock { $0 = configuration } }
+
+    /// The role of a caller. Root and the daemon's own user are admin unless the configuration says otherwise.
+    public func role(for peer: PeerCredentials?) -> Role {
+        guard let peer else { return .anonymous }
+        let roles = configuration.withLock { $0.roles }
+        let userName = Self.userName(uid: peer.uid)
+        let groupName = Self.groupName(gid: peer.gid)
+        let candidates = ["uid:\(peer.uid)", userName.map { "user:\($0)" }, "gid:\(peer.gid)", groupName.map { "group:\($0)" }].compactMap { $0 }
+        for key in candidates {
+            if let text = roles[key], let role = Role(text: text) { return role }
+        }
+        if peer.uid == 0 || peer.uid == ownUID { return .admin }
+        return .anonymous
+    }
+
+    /// nil when `role` may call `method`, else the sentence to refuse it with.
+    public func refusal(method: String, role: Role) -> String? {
+        let allowed: Bool = switch role {
+        case .admin: true
+        case .rig: Self.rigMethods.contains(method)
+        case .map, .manufacturer: Self.assetMethods.contains(method)
+        case .anonymous: Self.publicMethods.contains(method)
+        }
+        return allowed ? nil : "the \(role.kind) role may not call \(method)"
+    }
+
+    /// Whether a HAN link from this caller may attach to devices.
+    public func mayAttach(_ role: Role) -> Bool { role == .admin || role == .rig }
+
+    static func userName(uid: UInt32) -> String? {
+        guard let entry = getpwuid(uid) else { return nil }
+        return String(cString: entry.pointee.pw_name)
+    }
+
+    static func groupName(gid: UInt32) -> String? {
+        guard let entry = getgrgid(gid) else { return nil }
+        return String(cString: entry.pointee.gr_name)
+    }
 }

@@ -71,7 +71,13 @@ struct Params {
 /// A method of the control API: what it needs and what it does.
 struct ControlMethod: Sendable {
     var name: String
-    var run: @Sendable (Params, ControlConnection) throws -> JSONValue
+    var run: @Sendable (Params, CallContext) throws -> JSONValue
+}
+
+/// Who is calling a method, and on which connection.
+struct CallContext: Sendable {
+    var connection: ControlConnection
+    var role: Role
 }
 
 /// Maps JSON-RPC requests to the engine. Runs on the blocking pool.
@@ -88,7 +94,11 @@ public final class ControlRouter: Sendable {
         self.access = access
         self.logger = logger
         var table: [String: ControlMethod] = [:]
-        for method in Self.coreMethods(engine: engine, daemon: daemon) { table[method.name] = method }
+        let groups = [
+            Self.coreMethods(engine: engine, daemon: daemon), Self.hanMethods(engine: engine),
+            Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine), Self.assetMethods(engine: engine),
+        ]
+        for method in groups.joined() { table[method.name] = method }
         methods = table
     }
 
@@ -110,16 +120,17 @@ public final class ControlRouter: Sendable {
 
     func call(_ name: String, params: JSONValue?, connection: ControlConnection) -> Result<JSONValue, JSONRPCError> {
         guard let method = methods[name] else { return .failure(.methodNotFound(name)) }
-        if let refusal = access.refusal(method: name, peer: connection.peer) {
+        let role = access.role(for: connection.peer)
+        if let refusal = access.refusal(method: name, role: role) {
             logger.warning("refused a control call", metadata: [
-                "event": "access.refused", "method": .string(name),
+                "event": "access.refused", "method": .string(name), "role": .string(role.description),
                 "caller_uid": .string(connection.peer.map { String($0.uid) } ?? "unknown"),
                 "caller_pid": .string(connection.peer.map { String($0.pid) } ?? "unknown"),
             ])
-            return .failure(.application(.notAuthorised, message: refusal))
+            return .failure(.application(.notAuthorised, message: refusal, extra: ["role": .string(role.description), "method": .string(name)]))
         }
         do {
-            return .success(try method.run(try Params(params), connection))
+            return .success(try method.run(try Params(params), CallContext(connection: connection, role: role)))
         } catch let error as JSONRPCError {
             return .failure(error)
         } catch let error as DomainError {
@@ -275,7 +286,8 @@ extension ControlRouter {
                 guard millis.isFinite, abs(millis) < 1e15 else { throw DomainError(.clockInvalid, "the advance is too large") }
                 return try engine.advanceClock(byMillis: Int64(millis)).json
             },
-            ControlMethod(name: "events.subscribe") { params, connection in
+            ControlMethod(name: "events.subscribe") { params, call in
+                let connection = call.connection
                 let types = try params.stringList("types").map(Set.init)
                 connection.subscription.withLock { current in
                     if let current { engine.events.unsubscribe(current) }
@@ -285,7 +297,8 @@ extension ControlRouter {
                 }
                 return ["subscribed": true]
             },
-            ControlMethod(name: "events.unsubscribe") { _, connection in
+            ControlMethod(name: "events.unsubscribe") { _, call in
+                let connection = call.connection
                 connection.subscription.withLock { current in
                     if let current { engine.events.unsubscribe(current) }
                     current = nil

@@ -55,9 +55,12 @@ public final class Daemon: Sendable {
         let stateDirectory = Self.directory(flag: options.stateDirectory, environment: "STATE_DIRECTORY", fallback: lab.directory + "/.state")
         let runtimeDirectory = Self.directory(flag: options.runtimeDirectory, environment: "RUNTIME_DIRECTORY", fallback: lab.directory + "/.run")
         do {
-            for directory in [stateDirectory, runtimeDirectory, runtimeDirectory + "/devices"] {
-                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
-                                                        attributes: [.posixPermissions: 0o750])
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            // Others reach the sockets only if the socket mode lets them; the folders must not stop them.
+            let folderMode = lab.settings.socketModeBits & 0o007 != 0 ? 0o755 : 0o750
+            for directory in [runtimeDirectory, runtimeDirectory + "/devices"] {
+                try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: folderMode])
+                chmod(directory, mode_t(folderMode))
             }
             return try serve(lab: lab, stateDirectory: stateDirectory, runtimeDirectory: runtimeDirectory)
         } catch {
@@ -75,7 +78,8 @@ public final class Daemon: Sendable {
         let settings = lab.settings
         let counter = ConnectionCounter(maxControl: settings.maxControlConnections, maxHAN: settings.maxHANConnections)
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
-        let router = ControlRouter(engine: engine, daemon: info, access: AccessPolicy(), logger: logger)
+        let access = AccessPolicy(configuration: lab.access)
+        let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let pool = NIOThreadPool(numberOfThreads: 2)
@@ -107,10 +111,10 @@ public final class Daemon: Sendable {
         } else {
             try UnixListener.prepare(path: controlPath)
             controlChannel = try controlBootstrap.bind(unixDomainSocketPath: controlPath).wait()
-            UnixListener.setMode(path: controlPath, mode: 0o660)
+            UnixListener.setMode(path: controlPath, settings: settings)
         }
 
-        let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, logger: logger)
+        let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, access: access, logger: logger)
         let hanChannels = try han.listen(runtimeDirectory: runtimeDirectory, activated: activated)
 
         // The one timer for every scheduled job, re-armed for whatever is due next.
@@ -156,6 +160,7 @@ public final class Daemon: Sendable {
                     do {
                         let lab = try LabLoader.load(directory: options.labDirectory)
                         let added = try engine.reload(lab)
+                        access.replace(lab.access)
                         logger.info("reloaded the devices folder", metadata: ["event": "daemon.reloaded", "added": .stringConvertible(added)])
                     } catch {
                         logger.error("reload failed; keeping the previous devices folder", metadata: ["event": "daemon.reload_failed", "error": .string("\(error)")])

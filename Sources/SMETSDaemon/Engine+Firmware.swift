@@ -1,20 +1,812 @@
+import Crypto
+import Foundation
 import SMETSCore
+import SMETSRPC
+import SMETSStore
 import SMETSWire
 
-/// A device's OTA client state (ZCL OTA Upgrade client attributes).
+/// A device's OTA state: the ZCL OTA Upgrade client attributes, the download in progress, the
+/// image it holds, and (for a Communications Hub) the images it serves as OTA server.
 public struct DeviceFirmwareState: Sendable, Hashable {
     public var fileOffset: UInt32 = 0
     public var downloadedFileVersion: UInt32?
     /// 0 normal, 1 downloading, 2 download complete, 3 waiting to upgrade.
     public var imageUpgradeStatus: UInt8 = 0
+    /// The download in progress: kept when a link breaks, so that it resumes from `fileOffset`.
+    var download: FirmwareDownload?
+    /// The validated image the device holds until it activates it (also in the store).
+    var held: HeldFirmware?
+    /// What happened last, for `firmware.update` to report.
+    var last: FirmwareStep?
+    /// A hub's offers as OTA server, by client device.
+    var serving: [EUI64: ServedImage] = [:]
+    var sequence: UInt8 = 0
+    var reportedPercent = -1
+}
+
+/// An image a Communications Hub serves to one client.
+struct ServedImage: Hashable, Sendable {
+    var file: [UInt8]
+    var header: OTAImageHeader
+    var hash: String
+    var activation: FirmwareActivationTime
+    /// The client's Upgrade End Request status, once it sent one.
+    var endStatus: UInt8?
+}
+
+/// When a served image is to be activated: what the hub's Upgrade End Response says.
+public enum FirmwareActivationTime: Hashable, Sendable {
+    case now
+    case at(Timestamp)
+    /// Upgrade time 0xFFFFFFFF: wait for `firmware.activate` (or another Upgrade End Response).
+    case later
+}
+
+/// The last step of a device's OTA client, for reports.
+enum FirmwareStep: Hashable, Sendable {
+    case downloading
+    case downloaded(hash: String)
+    case rejected(FirmwareVerdict)
+    case aborted(String)
+    case noImage(UInt8)
+    case activated(FirmwareVersion)
+    case scheduled(Timestamp)
+    case waiting
+    case activationFailed(ActivationOutcome, String)
+}
+
+/// A scheduled activation, as the job's payload.
+struct PendingActivation: Codable {
+    var device: String
+    var hash: String
+}
+
+/// What an activation did.
+public struct ActivationReport: Sendable {
+    public var outcome: ActivationOutcome
+    public var reason: String
+    public var device: Device?
+    public var scheduledAt: Timestamp?
+}
+
+/// One target's outcome of `firmware.update`.
+public struct FirmwareUpdateResult: Sendable {
+    public var device: EUI64
+    /// activated, scheduled, waiting, rejected, refused, aborted, failed.
+    public var outcome: String
+    public var reason: String
+    public var checks: [FirmwareCheck]
+    public var activateAt: Timestamp?
+    public var firmwareVersion: FirmwareVersion?
 }
 
 extension Engine {
+    static let firmwareActivationJob = "firmware-activation"
+
     func firmwareState(_ id: EUI64, in state: State) -> DeviceFirmwareState { state.firmware[id] ?? DeviceFirmwareState() }
 
-    /// OTA Upgrade cluster commands. The upgrade handshake is not served yet: nil lets the caller
-    /// answer UNSUP_CLUSTER_COMMAND.
+    /// The held images of the store, as OTA client state: read once when the engine starts.
+    static func restoredFirmware(_ store: StateStore) throws -> [EUI64: DeviceFirmwareState] {
+        try store.read { try $0.allHeldFirmware() }.mapValues { held in
+            var state = DeviceFirmwareState()
+            state.held = held
+            state.imageUpgradeStatus = held.status.rawValue
+            state.downloadedFileVersion = held.fileVersion.rawValue
+            return state
+        }
+    }
+
+    // MARK: dispatch
+
+    /// OTA Upgrade cluster commands: a PPMID or IHD is the OTA client, a CHF the server. Nil lets
+    /// the caller answer UNSUP_CLUSTER_COMMAND.
     func otaCommand(device: Device, source: EUI64, frame: ZCLFrame, reply: @escaping @Sendable ([ZCLFrame]) -> [OutgoingZCL]) -> ZCLHandling? {
-        nil
+        guard frame.header.frameType == .clusterSpecific else { return nil }
+        let malformed = ZCLHandling.now(reply(Self.defaultResponse(to: frame, status: .malformedCommand)))
+        let id = device.id
+        if device.type.isDisplay && frame.header.direction == .serverToClient {
+            switch frame.header.commandID {
+            case OTACommandID.imageNotify:
+                guard let notify = try? frame.decodePayload(as: ImageNotify.self) else { return malformed }
+                return .now(reply(clientImageNotify(id, from: source, notify)))
+            case OTACommandID.queryNextImageResponse:
+                guard let response = try? frame.decodePayload(as: QueryNextImageResponse.self) else { return malformed }
+                return .now(reply(clientQueryResponse(id, from: source, response)))
+            case OTACommandID.imageBlockResponse:
+                guard let response = try? frame.decodePayload(as: ImageBlockResponse.self) else { return malformed }
+                switch clientBlockResponse(id, from: source, response) {
+                case .frames(let frames): return .now(reply(frames))
+                case .complete: return .blocking { [self] in reply(self.completeDownload(id, from: source)) }
+                }
+            case OTACommandID.upgradeEndResponse:
+                guard let response = try? frame.decodePayload(as: UpgradeEndResponse.self) else { return malformed }
+                return .blocking { [self] in
+                    self.clientUpgradeEndResponse(id, from: source, response)
+                    return reply(Self.defaultResponse(to: frame, status: .success))
+                }
+            default:
+                return nil
+            }
+        }
+        if device.type == .chf && frame.header.direction == .clientToServer {
+            switch frame.header.commandID {
+            case OTACommandID.queryNextImageRequest:
+                guard let request = try? frame.decodePayload(as: QueryNextImageRequest.self) else { return malformed }
+                let response = serverQuery(hub: id, client: source, request)
+                return .now(reply([respond(to: frame, with: response)]))
+            case OTACommandID.imageBlockRequest:
+                guard let request = try? frame.decodePayload(as: ImageBlockRequest.self) else { return malformed }
+                let response = serverBlock(hub: id, client: source, request)
+                return .now(reply([respond(to: frame, with: response)]))
+            case OTACommandID.upgradeEndRequest:
+                guard let request = try? frame.decodePayload(as: UpgradeEndRequest.self) else { return malformed }
+                guard let response = serverUpgradeEnd(hub: id, client: source, request) else {
+                    return .now(reply(Self.defaultResponse(to: frame, status: .success)))
+                }
+                return .now(reply([respond(to: frame, with: response)]))
+            default:
+                return nil
+            }
+        }
+        return nil
+    }
+
+    private func respond<C: ZCLClusterCommand>(to frame: ZCLFrame, with command: C) -> ZCLFrame {
+        ZCLFrame(command, sequenceNumber: frame.header.sequenceNumber, disableDefaultResponse: true)
+    }
+
+    /// A new transaction of the device's OTA client.
+    private func request<C: ZCLClusterCommand>(_ command: C, sequence: UInt8) -> ZCLFrame {
+        ZCLFrame(command, sequenceNumber: sequence, disableDefaultResponse: true)
+    }
+
+    // MARK: the device as OTA client
+
+    /// Image Notify: query the notifier for the image, unless it names another manufacturer or type.
+    func clientImageNotify(_ id: EUI64, from server: EUI64, _ notify: ImageNotify) -> [ZCLFrame] {
+        let query = state.withLock { state -> (QueryNextImageRequest, UInt8)? in
+            guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
+            if let code = notify.manufacturerCode, code != 0xFFFF, code != model.manufacturer.numericCode { return nil }
+            if let type = notify.imageType, type != 0xFFFF, type != model.numericImageType { return nil }
+            let presented = state.lab.cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime)
+            var firmware = firmwareState(id, in: state)
+            firmware.sequence &+= 1
+            state.firmware[id] = firmware
+            let request = QueryNextImageRequest(manufacturerCode: model.manufacturer.numericCode, imageType: model.numericImageType,
+                                                currentFileVersion: presented.rawValue, hardwareVersion: model.hardwareVersion)
+            return (request, firmware.sequence)
+        }
+        var data: [String: JSONValue] = ["server": .string(server.description)]
+        if let version = notify.newFileVersion { data["fileVersion"] = .string(upperHex(version, width: 8)) }
+        data["accepted"] = .bool(query != nil)
+        events.publish("firmware.notified", device: id, time: now(), data: data)
+        guard let (query, sequence) = query else { return [] }
+        return [request(query, sequence: sequence)]
+    }
+
+    /// Query Next Image Response: start (or resume) the download, or note that there is none.
+    func clientQueryResponse(_ id: EUI64, from server: EUI64, _ response: QueryNextImageResponse) -> [ZCLFrame] {
+        guard case let .success(code, type, version, size) = response else {
+            state.withLock { state in state.firmware[id, default: DeviceFirmwareState()].last = .noImage(response.statusCode) }
+            events.publish("firmware.noImage", device: id, time: now(),
+                           data: ["server": .string(server.description), "status": .string(ZCLStatus.describe(response.statusCode))])
+            return []
+        }
+        let offered = OfferedImage(manufacturerCode: code, imageType: type, fileVersion: version, imageSize: size)
+        enum Start { case request(ImageBlockRequest, UInt8, resumed: UInt32), tooLarge(Int), gone }
+        let start = state.withLock { state -> Start in
+            guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return .gone }
+            var firmware = firmwareState(id, in: state)
+            let limit = state.lab.settings.maxImageBytes
+            guard Int(size) <= limit, size > 0 else { return .tooLarge(limit) }
+            if firmware.download?.server != server || firmware.download?.image != offered {
+                firmware.download = FirmwareDownload(server: server, image: offered)
+            }
+            let download = firmware.download!
+            firmware.fileOffset = download.fileOffset
+            firmware.imageUpgradeStatus = ImageUpgradeStatus.downloading.rawValue
+            firmware.last = .downloading
+            firmware.reportedPercent = -1
+            firmware.sequence &+= 1
+            state.firmware[id] = firmware
+            let request = ImageBlockRequest(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: download.fileOffset,
+                                            maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
+            return .request(request, firmware.sequence, resumed: download.fileOffset)
+        }
+        let time = now()
+        switch start {
+        case .gone:
+            return []
+        case .tooLarge(let limit):
+            let reason = "the offered image is \(size) bytes; the limit is \(limit) (maxImageBytes)"
+            state.withLock { state in state.firmware[id, default: DeviceFirmwareState()].last = .aborted(reason) }
+            events.publish("firmware.rejected", device: id, time: time, data: ["fileVersion": .string(upperHex(version, width: 8)), "reason": .string(reason)])
+            return [request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: code, imageType: type, fileVersion: version), sequence: 0)]
+        case let .request(block, sequence, resumed):
+            events.publish("firmware.downloadStarted", device: id, time: time, data: [
+                "server": .string(server.description), "fileVersion": .string(upperHex(version, width: 8)),
+                "imageSize": .int(Int64(size)), "resumedFrom": .int(Int64(resumed)),
+            ])
+            return [request(block, sequence: sequence)]
+        }
+    }
+
+    enum BlockStep { case frames([ZCLFrame]), complete }
+
+    /// Image Block Response: keep the block and ask for the next, or finish.
+    func clientBlockResponse(_ id: EUI64, from server: EUI64, _ response: ImageBlockResponse) -> BlockStep {
+        switch response {
+        case let .success(code, type, version, offset, data):
+            enum Next { case ask(ImageBlockRequest, UInt8, progress: (UInt32, UInt32)?), complete, abort(String, OfferedImage), ignore }
+            let next = state.withLock { state -> Next in
+                guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
+                      var firmware = state.firmware[id], var download = firmware.download, download.server == server else { return .ignore }
+                let outcome = download.accept(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: offset, data: data)
+                if case .invalid(let reason) = outcome {
+                    firmware.download = nil
+                    firmware.fileOffset = 0
+                    firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
+                    firmware.last = .aborted(reason)
+                    state.firmware[id] = firmware
+                    return .abort(reason, download.image)
+                }
+                firmware.download = download
+                firmware.fileOffset = download.fileOffset
+                if case .accepted(complete: true) = outcome {
+                    state.firmware[id] = firmware
+                    return .complete
+                }
+                var progress: (UInt32, UInt32)?
+                let percent = Int(UInt64(download.fileOffset) * 100 / UInt64(max(1, download.image.imageSize)))
+                if percent != firmware.reportedPercent {
+                    firmware.reportedPercent = percent
+                    progress = (download.fileOffset, download.image.imageSize)
+                }
+                firmware.sequence &+= 1
+                state.firmware[id] = firmware
+                let image = download.image
+                let request = ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
+                                                fileOffset: download.fileOffset,
+                                                maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
+                return .ask(request, firmware.sequence, progress: progress)
+            }
+            switch next {
+            case .ignore:
+                return .frames([])
+            case .complete:
+                return .complete
+            case let .ask(request, sequence, progress):
+                if let (offset, size) = progress { publishProgress(id, server: server, offset: offset, size: size) }
+                return .frames([self.request(request, sequence: sequence)])
+            case let .abort(reason, image):
+                events.publish("firmware.aborted", device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)])
+                return .frames([request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: image.manufacturerCode, imageType: image.imageType,
+                                                          fileVersion: image.fileVersion), sequence: 0)])
+            }
+        case let .waitForData(currentTime, requestTime, _):
+            // Asked to wait: with no delay, ask again at once; otherwise the download stays at its
+            // FileOffset and resumes at the server's next Image Notify.
+            events.publish("firmware.waitForData", device: id, time: now(), data: [
+                "server": .string(server.description), "currentTime": .int(Int64(currentTime)), "requestTime": .int(Int64(requestTime)),
+            ])
+            guard requestTime <= currentTime else { return .frames([]) }
+            let again = state.withLock { state -> (ImageBlockRequest, UInt8)? in
+                guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
+                      var firmware = state.firmware[id], let download = firmware.download, download.server == server else { return nil }
+                firmware.sequence &+= 1
+                state.firmware[id] = firmware
+                let image = download.image
+                return (ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
+                                          fileOffset: download.fileOffset, maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes)),
+                        firmware.sequence)
+            }
+            return .frames(again.map { [request($0.0, sequence: $0.1)] } ?? [])
+        case .failure(let status):
+            let reason = "the server answered Image Block Request with \(ZCLStatus.describe(status))"
+            let had = state.withLock { state -> Bool in
+                guard var firmware = state.firmware[id], firmware.download?.server == server else { return false }
+                firmware.download = nil
+                firmware.fileOffset = 0
+                firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
+                firmware.last = .aborted(reason)
+                state.firmware[id] = firmware
+                return true
+            }
+            if had { events.publish("firmware.aborted", device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)]) }
+            return .frames([])
+        }
+    }
+
+    private func publishProgress(_ id: EUI64, server: EUI64, offset: UInt32, size: UInt32) {
+        events.publish("firmware.progress", device: id, time: now(), data: [
+            "server": .string(server.description), "fileOffset": .int(Int64(offset)), "imageSize": .int(Int64(size)),
+            "percent": .int(Int64(UInt64(offset) * 100 / UInt64(max(1, size)))),
+        ], level: .debug, log: false)
+    }
+
+    /// The whole file is in: check it against the firmware rules, keep it (once, by hash) if it
+    /// passes, and tell the server with Upgrade End Request SUCCESS or INVALID_IMAGE.
+    func completeDownload(_ id: EUI64, from server: EUI64) -> [ZCLFrame] {
+        let context = state.withLock { state -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in
+            guard let firmware = state.firmware[id], let download = firmware.download, download.isComplete,
+                  let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
+            return (download, device, model, state.lab)
+        }
+        guard let (download, device, model, lab) = context else { return [] }
+        let offered = download.image
+        publishProgress(id, server: server, offset: download.fileOffset, size: offered.imageSize)
+        let (verdict, image) = Self.check(file: download.received, device: device, model: model, lab: lab)
+        let time = now()
+        let endFor: (ZCLStatus) -> ZCLFrame = { status in
+            self.request(UpgradeEndRequest(status: status, manufacturerCode: offered.manufacturerCode, imageType: offered.imageType,
+                                           fileVersion: offered.fileVersion), sequence: 0)
+        }
+        if let image, verdict.accepted {
+            let hash = Self.imageHash(image.manufacturerImage)
+            let held = HeldFirmware(hash: hash, fileVersion: FirmwareVersion(image.header.fileVersion), manufacturerCode: image.header.manufacturerCode,
+                                    imageType: image.header.imageType, status: .downloadComplete, server: server)
+            do {
+                try state.withLock { state in
+                    try store.write { tx in
+                        try tx.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time)
+                        try tx.saveHeldFirmware(held, device: id, header: image.header.encoded(), signature: image.signature, at: time)
+                    }
+                    var firmware = firmwareState(id, in: state)
+                    firmware.download = nil
+                    firmware.held = held
+                    firmware.fileOffset = offered.imageSize
+                    firmware.downloadedFileVersion = image.header.fileVersion
+                    firmware.imageUpgradeStatus = ImageUpgradeStatus.downloadComplete.rawValue
+                    firmware.last = .downloaded(hash: hash)
+                    state.firmware[id] = firmware
+                }
+            } catch {
+                logger.error("could not keep a downloaded image", metadata: ["event": "firmware.storeFailed", "device_id": .string(id.description), "error": .string("\(error)")])
+                resetDownload(id, last: .aborted("the image could not be stored: \(error)"))
+                return [endFor(.abort)]
+            }
+            events.publish("firmware.downloaded", device: id, time: time, data: [
+                "server": .string(server.description), "hash": .string(hash), "fileVersion": .string(held.fileVersion.hex),
+                "imageSize": .int(Int64(offered.imageSize)),
+            ])
+            return [endFor(.success)]
+        }
+        resetDownload(id, last: .rejected(verdict))
+        events.publish("firmware.rejected", device: id, time: time, data: [
+            "server": .string(server.description), "fileVersion": .string(upperHex(offered.fileVersion, width: 8)),
+            "reason": .string(verdict.summary), "failed": .array(verdict.failures.map { .string($0.name) }),
+        ], level: .warning)
+        return [endFor(.invalidImage)]
+    }
+
+    private func resetDownload(_ id: EUI64, last: FirmwareStep) {
+        state.withLock { state in
+            var firmware = firmwareState(id, in: state)
+            firmware.download = nil
+            firmware.fileOffset = 0
+            firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
+            firmware.last = last
+            state.firmware[id] = firmware
+        }
+    }
+
+    /// Upgrade End Response: activate now, at a time on the virtual clock, or wait for a command.
+    func clientUpgradeEndResponse(_ id: EUI64, from server: EUI64, _ response: UpgradeEndResponse) {
+        let held = state.withLock { state -> HeldFirmware? in
+            guard let held = state.firmware[id]?.held, [.downloadComplete, .waitingToUpgrade].contains(held.status) else { return nil }
+            let codeMatches = response.manufacturerCode == held.manufacturerCode || response.manufacturerCode == 0xFFFF
+            let typeMatches = response.imageType == held.imageType || response.imageType == 0xFFFF
+            let versionMatches = response.fileVersion == held.fileVersion.rawValue || response.fileVersion == 0xFFFF_FFFF
+            return codeMatches && typeMatches && versionMatches ? held : nil
+        }
+        guard let held else {
+            events.publish("firmware.ignored", device: id, time: now(), data: [
+                "server": .string(server.description), "reason": .string("Upgrade End Response for an image the device does not hold"),
+            ], level: .debug)
+            return
+        }
+        let time = now()
+        switch UpgradeSchedule.decide(currentTime: response.currentTime, upgradeTime: response.upgradeTime, now: time) {
+        case .now:
+            _ = try? state.withLock { state in try activateLocked(id, hash: held.hash, state: &state, now: time) }
+        case .at(let due):
+            do {
+                try state.withLock { state in try scheduleActivationLocked(id, hash: held.hash, at: due, state: &state, now: time) }
+            } catch {
+                logger.error("could not schedule an activation", metadata: ["event": "firmware.scheduleFailed", "error": .string("\(error)")])
+            }
+        case .waitForCommand:
+            do {
+                try state.withLock { state in
+                    _ = try store.write { try $0.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: nil) }
+                    var firmware = firmwareState(id, in: state)
+                    firmware.held?.status = .waitingToUpgrade
+                    firmware.held?.activateAt = nil
+                    firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
+                    firmware.last = .waiting
+                    state.firmware[id] = firmware
+                }
+            } catch {
+                logger.error("could not record a wait for activation", metadata: ["event": "firmware.storeFailed", "error": .string("\(error)")])
+            }
+            events.publish("firmware.waiting", device: id, time: time, data: ["hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex)])
+        }
+    }
+
+    // MARK: checking an image
+
+    /// Reads `file` and runs every firmware rule for `device`. The image is nil when the file
+    /// cannot be read (then the verdict holds only the failed `format` check).
+    static func check(file: [UInt8], device: Device, model: DeviceModel, lab: LabSnapshot) -> (FirmwareVerdict, OTAImage?) {
+        let image: OTAImage
+        do {
+            image = try OTAImage(parsing: file, options: .init(maxImageBytes: lab.settings.maxImageBytes))
+        } catch {
+            return (FirmwareRules.unreadable("\(error.reason): \(error.description)"), nil)
+        }
+        let target = FirmwareTarget(model: model, device: device.id, mode: device.mode, currentFirmware: device.firmwareVersion)
+        let verdict = FirmwareRules.check(image.firmwareCandidate, format: image.formatDescription, for: target, cpl: lab.cpl, regime: lab.regime,
+                                          maxImageBytes: lab.settings.maxImageBytes, key: signingKey(for: model, labDirectory: lab.directory))
+        return (verdict, image)
+    }
+
+    /// The model's signing key, read from its PEM file under the devices folder.
+    static func signingKey(for model: DeviceModel, labDirectory: String) -> SigningKey {
+        guard let relative = model.signingKey, !relative.isEmpty else { return .none }
+        let path = relative.hasPrefix("/") ? relative : labDirectory + "/" + relative
+        guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8) else {
+            return .unavailable("cannot read \(path)")
+        }
+        do {
+            return .loaded(P256Verifier(key: try P256.Signing.PublicKey(pemRepresentation: pem)))
+        } catch {
+            return .unavailable("\(path) is not a P-256 public key in PEM: \(error)")
+        }
+    }
+
+    /// SHA-256 of a Manufacturer Image, lowercase hex: the image's identity.
+    static func imageHash(_ manufacturerImage: [UInt8]) -> String { lowerHex(SHA256.hash(data: manufacturerImage)) }
+
+    // MARK: the hub as OTA server
+
+    func serverQuery(hub: EUI64, client: EUI64, _ request: QueryNextImageRequest) -> QueryNextImageResponse {
+        state.withLock { state in
+            guard let served = state.firmware[hub]?.serving[client] else { return .failure(.noImageAvailable) }
+            let header = served.header
+            guard header.manufacturerCode == request.manufacturerCode || header.isWildcardManufacturer,
+                  header.imageType == request.imageType else { return .failure(.noImageAvailable) }
+            return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
+                            imageSize: UInt32(truncatingIfNeeded: served.file.count))
+        }
+    }
+
+    func serverBlock(hub: EUI64, client: EUI64, _ request: ImageBlockRequest) -> ImageBlockResponse {
+        state.withLock { state in
+            guard let served = state.firmware[hub]?.serving[client] else { return .failure(.noImageAvailable) }
+            let header = served.header
+            guard header.manufacturerCode == request.manufacturerCode, header.imageType == request.imageType,
+                  header.fileVersion == request.fileVersion, Int(request.fileOffset) < served.file.count, request.maximumDataSize > 0 else {
+                return .failure(.abort)
+            }
+            let start = Int(request.fileOffset)
+            let end = min(served.file.count, start + Int(request.maximumDataSize))
+            return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
+                            fileOffset: request.fileOffset, data: Array(served.file[start..<end]))
+        }
+    }
+
+    func serverUpgradeEnd(hub: EUI64, client: EUI64, _ request: UpgradeEndRequest) -> UpgradeEndResponse? {
+        let (served, now) = state.withLock { state -> (ServedImage?, Timestamp) in
+            let now = state.clock.now(real: realNow())
+            guard var served = state.firmware[hub]?.serving[client] else { return (nil, now) }
+            served.endStatus = request.statusCode
+            state.firmware[hub]?.serving[client] = served
+            return (served, now)
+        }
+        events.publish("firmware.upgradeEnd", device: hub, time: now, data: [
+            "client": .string(client.description), "status": .string(ZCLStatus.describe(request.statusCode)),
+            "fileVersion": .string(upperHex(request.fileVersion, width: 8)),
+        ])
+        guard let served, request.statusCode == ZCLStatus.success.rawValue else { return nil }
+        let upgradeTime: UInt32 = switch served.activation {
+        case .now: 0
+        case .at(let time): time.zigbeeUTC
+        case .later: UpgradeEndResponse.waitForUpgradeCommand
+        }
+        return UpgradeEndResponse(manufacturerCode: served.header.manufacturerCode, imageType: served.header.imageType,
+                                  fileVersion: served.header.fileVersion, currentTime: now.zigbeeUTC, upgradeTime: upgradeTime)
+    }
+
+    // MARK: firmware.update: the emulated hub pushes an image
+
+    /// Reads an image for `firmware.update`: the typed reason when it cannot be read.
+    public func readImage(_ file: [UInt8]) throws -> OTAImage {
+        let limit = state.withLock { $0.lab.settings.maxImageBytes }
+        do {
+            return try OTAImage(parsing: file, options: .init(maxImageBytes: limit))
+        } catch {
+            throw DomainError(.invalidState, "the image cannot be read (\(error.reason)): \(error.description)")
+        }
+    }
+
+    /// Each target's Communications Hub serves `file` to it over the emulated HAN: Image Notify,
+    /// then the device's own OTA client runs the handshake (query, blocks, validation, Upgrade End)
+    /// exactly as with a rig, and activates as `activation` says.
+    public func updateFirmware(file: [UInt8], targets: [EUI64], activation: FirmwareActivationTime) throws -> (hash: String, results: [FirmwareUpdateResult]) {
+        let image = try readImage(file)
+        let hash = Self.imageHash(image.manufacturerImage)
+        let time = now()
+        _ = try store.write { try $0.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time) }
+        events.publish("firmware.offered", time: time, data: [
+            "hash": .string(hash), "fileVersion": .string(upperHex(image.header.fileVersion, width: 8)),
+            "imageSize": .int(Int64(file.count)), "targets": .array(targets.map { .string($0.description) }),
+        ])
+        var results: [FirmwareUpdateResult] = []
+        for target in targets {
+            results.append(push(file: file, image: image, hash: hash, to: target, activation: activation))
+        }
+        return (hash, results)
+    }
+
+    private func push(file: [UInt8], image: OTAImage, hash: String, to id: EUI64, activation: FirmwareActivationTime) -> FirmwareUpdateResult {
+        var result = FirmwareUpdateResult(device: id, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
+        enum Route { case hub(EUI64), refused(String, [FirmwareCheck]) }
+        let route = state.withLock { state -> Route in
+            guard let device = state.devices[id] else { return .refused("no device \(id)", []) }
+            guard device.type.isDisplay else { return .refused("a \(device.type) is not an OTA client of its hub; firmware goes to PPMIDs and IHDs", []) }
+            guard let hub = device.hub, state.devices[hub]?.type == .chf else { return .refused("\(id) has not joined a Communications Hub", []) }
+            guard let model = state.lab.models[device.modelKey] else { return .refused("no model \(device.modelKey)", []) }
+            if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
+                return .refused(refusal, [FirmwareCheck("mp202Requirement7", .fail, refusal)])
+            }
+            var served = firmwareState(hub, in: state)
+            served.serving[id] = ServedImage(file: file, header: image.header, hash: hash, activation: activation)
+            state.firmware[hub] = served
+            state.firmware[id, default: DeviceFirmwareState()].last = nil
+            return .hub(hub)
+        }
+        let hub: EUI64
+        switch route {
+        case let .refused(reason, checks):
+            result.outcome = "refused"
+            result.reason = reason
+            result.checks = checks
+            events.publish("firmware.refused", device: id, time: now(), data: ["reason": .string(reason), "hash": .string(hash)], level: .warning)
+            return result
+        case let .hub(found):
+            hub = found
+        }
+        let notify = ImageNotify(queryJitter: 100, manufacturerCode: image.header.manufacturerCode, imageType: image.header.imageType,
+                                 newFileVersion: image.header.fileVersion)
+        let first = OutgoingZCL(from: hub, to: id, cluster: ZCLClusterID.otaUpgrade,
+                                frame: ZCLFrame(notify, sequenceNumber: UInt8.random(in: 0...255), disableDefaultResponse: true))
+        exchange(first, between: hub, and: id, limit: file.count + 64)
+        let (last, served, device) = state.withLock { state -> (FirmwareStep?, ServedImage?, Device?) in
+            let served = state.firmware[hub]?.serving.removeValue(forKey: id)
+            return (state.firmware[id]?.last, served, state.devices[id])
+        }
+        result.firmwareVersion = device?.firmwareVersion
+        switch last {
+        case .activated(let version)?:
+            result.outcome = "activated"
+            result.reason = "running \(version.hex)"
+        case .scheduled(let due)?:
+            result.outcome = "scheduled"
+            result.activateAt = due
+            result.reason = "activation at \(due.rfc3339)"
+        case .waiting?:
+            result.outcome = "waiting"
+            result.reason = "holding the image until firmware.activate"
+        case .rejected(let verdict)?:
+            result.outcome = "rejected"
+            result.reason = verdict.summary
+            result.checks = verdict.checks
+        case .aborted(let reason)?:
+            result.outcome = "aborted"
+            result.reason = reason
+        case .noImage(let status)?:
+            result.outcome = "aborted"
+            result.reason = "the hub answered the query with \(ZCLStatus.describe(status))"
+        case .activationFailed(let outcome, let reason)?:
+            result.outcome = "failed"
+            result.reason = "activation failed (\(outcome.rawValue) \(outcome.name)): \(reason)"
+        case .downloaded?, .downloading?, nil:
+            result.outcome = "failed"
+            result.reason = served?.endStatus.map { "the transfer ended with \(ZCLStatus.describe($0))" } ?? "the transfer did not finish"
+        }
+        return result
+    }
+
+    /// Carries frames between two emulated devices until neither has more to say: each frame is
+    /// traced and shown to attached rigs as `emit` does, then handled by its receiver, whose replies
+    /// join the queue. A loop rather than `emit`'s recursion, so a long transfer cannot exhaust
+    /// the stack. Frames to anyone else go out through `emit`.
+    func exchange(_ first: OutgoingZCL, between a: EUI64, and b: EUI64, limit: Int) {
+        var queue = [first]
+        var index = 0
+        while index < queue.count, index < limit {
+            let outgoing = queue[index]
+            index += 1
+            guard outgoing.to == a || outgoing.to == b else {
+                emit([outgoing])
+                continue
+            }
+            let bytes = outgoing.frame.encoded()
+            relay(outgoing, bytes: bytes)
+            let handling = handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)
+            switch handling {
+            case .now(let replies): queue += replies
+            case .blocking(let work): queue += work()
+            }
+        }
+    }
+
+    private func relay(_ outgoing: OutgoingZCL, bytes: [UInt8]) {
+        let (sink, time) = state.withLock { ($0.frameSink, $0.clock.now(real: realNow())) }
+        traces.record(outgoing.from, TracedFrame(time: time, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
+        traces.record(outgoing.to, TracedFrame(time: time, direction: "in", peer: outgoing.from, cluster: outgoing.cluster, zcl: bytes))
+        if events.hasSubscribers(for: "han.frame") {
+            for (device, direction, peer) in [(outgoing.from, "out", outgoing.to), (outgoing.to, "in", outgoing.from)] {
+                var data = FrameNames.describe(cluster: outgoing.cluster, zcl: bytes)
+                data["direction"] = .string(direction)
+                data["peer"] = .string(peer.description)
+                events.publish("han.frame", device: device, time: time, data: data, log: false)
+            }
+        }
+        sink?(outgoing)
+    }
+
+    // MARK: activation
+
+    /// Activate Firmware (CS06): switch `id` to the image it holds, now or at `time`.
+    public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
+        _ = try requireDevice(id)
+        return try state.withLock { state in
+            let now = state.clock.now(real: realNow())
+            if let time, time > now {
+                guard let held = state.firmware[id]?.held else {
+                    return ActivationReport(outcome: .noImageHeld, reason: "\(id) holds no downloaded image", device: state.devices[id])
+                }
+                if let hash, hash.lowercased() != held.hash {
+                    return ActivationReport(outcome: .hashMismatch, reason: "\(id) holds image \(held.hash), not \(hash.lowercased())", device: state.devices[id])
+                }
+                try scheduleActivationLocked(id, hash: held.hash, at: time, state: &state, now: now)
+                return ActivationReport(outcome: .success, reason: "activation scheduled for \(time.rfc3339)", device: state.devices[id], scheduledAt: time)
+            }
+            return try activateLocked(id, hash: hash?.lowercased(), state: &state, now: now)
+        }
+    }
+
+    /// Switches `id` to its held image, under the engine's lock: the device's firmware version
+    /// changes in the store and in memory, its inventory status follows the CPL, and the held image
+    /// is released. `also` runs in the same transaction (a scheduled job deleting itself).
+    func activateLocked(_ id: EUI64, hash: String?, state: inout State, now: Timestamp,
+                        also: ((StoreTransaction) throws -> Void)? = nil) throws -> ActivationReport {
+        func refuse(_ outcome: ActivationOutcome, _ reason: String) -> ActivationReport {
+            if outcome == .activationFailure { state.firmware[id, default: DeviceFirmwareState()].last = .activationFailed(outcome, reason) }
+            events.publish("firmware.activationFailed", device: id, time: now,
+                           data: ["outcome": .int(Int64(outcome.rawValue)), "name": .string(outcome.name), "reason": .string(reason)], level: .warning)
+            return ActivationReport(outcome: outcome, reason: reason, device: state.devices[id])
+        }
+        guard var device = state.devices[id] else { return refuse(.activationFailure, "no device \(id)") }
+        guard let held = state.firmware[id]?.held else { return refuse(.noImageHeld, "\(id) holds no downloaded image") }
+        if let hash, hash != held.hash { return refuse(.hashMismatch, "\(id) holds image \(held.hash), not \(hash)") }
+        guard let model = state.lab.models[device.modelKey] else { return refuse(.activationFailure, "no model \(device.modelKey)") }
+        if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
+            return refuse(.activationFailure, refusal)
+        }
+        guard try store.read({ try $0.firmwareImageExists(hash: held.hash) }) else {
+            return refuse(.activationFailure, "the image \(held.hash) is no longer in the store")
+        }
+        let before = device
+        device.firmwareVersion = held.fileVersion
+        device.status = HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: state.lab.cpl, regime: state.lab.regime)
+        let updated = device
+        try store.write { tx in
+            try tx.save(updated, origin: .api)
+            try tx.deleteHeldFirmware(device: id)
+            try also?(tx)
+        }
+        state.devices[id] = updated
+        var firmware = DeviceFirmwareState()
+        firmware.serving = state.firmware[id]?.serving ?? [:]
+        firmware.last = .activated(held.fileVersion)
+        state.firmware[id] = firmware
+        let presented = state.lab.cpl.presentedFirmware(model: model, firmware: updated.firmwareVersion, mode: updated.mode, regime: state.lab.regime)
+        events.publish("firmware.activated", device: id, time: now, data: [
+            "hash": .string(held.hash), "from": .string(before.firmwareVersion.hex), "to": .string(updated.firmwareVersion.hex),
+            "presentedFirmwareVersion": .string(presented.hex), "status": .string(updated.status.rawValue),
+        ])
+        if updated.status != before.status {
+            events.publish("device.status", device: id, time: now, data: ["status": .string(updated.status.rawValue)])
+        }
+        return ActivationReport(outcome: .success, reason: "running \(updated.firmwareVersion.hex)", device: updated)
+    }
+
+    /// Schedules the activation of `id`'s held image as a durable job (replacing any earlier one),
+    /// so that it fires once at `due` on the virtual clock, across restarts.
+    func scheduleActivationLocked(_ id: EUI64, hash: String, at due: Timestamp, state: inout State, now: Timestamp) throws {
+        let payload = String(decoding: try JSONEncoderShim.encode(PendingActivation(device: id.description, hash: hash)), as: UTF8.self)
+        let (job, replaced) = try store.write { tx -> (ScheduledJob, [Int64]) in
+            var replaced: [Int64] = []
+            for job in try tx.allJobs() where job.kind == Self.firmwareActivationJob {
+                if let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), pending.device == id.description {
+                    try tx.deleteJob(job.id)
+                    replaced.append(job.id)
+                }
+            }
+            try tx.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: due)
+            return (try tx.insertJob(due: due, kind: Self.firmwareActivationJob, payload: payload), replaced)
+        }
+        for old in replaced { state.schedule.remove(id: old) }
+        state.schedule.insert(job)
+        var firmware = firmwareState(id, in: state)
+        firmware.held?.status = .waitingToUpgrade
+        firmware.held?.activateAt = due
+        firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
+        firmware.last = .scheduled(due)
+        state.firmware[id] = firmware
+        rearm(state)
+        events.publish("firmware.scheduled", device: id, time: now, data: ["hash": .string(hash), "activateAt": .string(due.rfc3339)])
+    }
+
+    /// A scheduled activation is due (under the engine's lock, from `run(job)`).
+    func runFirmwareActivationJob(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
+        guard let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), let id = EUI64(pending.device) else {
+            try store.write { try $0.deleteJob(job.id) }
+            return
+        }
+        let report = try activateLocked(id, hash: pending.hash, state: &state, now: now, also: { try $0.deleteJob(job.id) })
+        if report.outcome != .success { try store.write { try $0.deleteJob(job.id) } }
+    }
+
+    // MARK: reads
+
+    /// What `firmware.version` reports.
+    public func firmwareStatus(_ id: EUI64) throws -> JSONValue {
+        let device = try requireDevice(id)
+        return state.withLock { state in
+            let model = state.lab.models[device.modelKey]
+            let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
+                ?? device.firmwareVersion
+            let firmware = firmwareState(id, in: state)
+            var object: [String: JSONValue] = [
+                "device": .string(id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
+                "presentedFirmwareVersion": .string(presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
+                "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
+                "imageUpgradeStatusName": .string(ImageUpgradeStatus(rawValue: firmware.imageUpgradeStatus)?.name ?? "unknown"),
+                "fileOffset": .int(Int64(firmware.fileOffset)),
+            ]
+            if let model {
+                object["manufacturerCode"] = .string(model.manufacturer.code)
+                object["imageType"] = .string(model.otaImageType)
+            }
+            object["held"] = firmware.held.map { held -> JSONValue in
+                [
+                    "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
+                    "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
+                ]
+            } ?? .null
+            object["download"] = firmware.download.map { download -> JSONValue in
+                [
+                    "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
+                    "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
+                ]
+            } ?? .null
+            return .object(object)
+        }
+    }
+}
+
+/// ECDSA P-256 over SHA-256 with a manufacturer's public key, for the firmware rules. Holds the
+/// key's raw bytes (swift-crypto's key type is not Sendable).
+struct P256Verifier: SignatureVerifier {
+    let rawKey: [UInt8]
+    init(key: P256.Signing.PublicKey) { rawKey = Array(key.rawRepresentation) }
+
+    func isValidSignature(_ signature: [UInt8], of message: [UInt8]) -> Bool {
+        guard let key = try? P256.Signing.PublicKey(rawRepresentation: rawKey),
+              let parsed = try? P256.Signing.ECDSASignature(rawRepresentation: signature) else { return false }
+        return key.isValidSignature(parsed, for: message)
     }
 }

@@ -1,5 +1,6 @@
 import SMETSCore
 import SMETSRPC
+import SMETSStore
 import SMETSWire
 import Synchronization
 
@@ -42,7 +43,7 @@ extension Engine {
 
     /// A device sends frames: traced, shown to every link attached to the sender, and handed to the
     /// receiving device when it is one of ours. Call on the blocking pool: the receiver may write.
-    public func emit(_ frames: [OutgoingZCL]) {
+    public func emit(_ frames: [OutgoingZCL], deliver: Bool = true) {
         guard !frames.isEmpty else { return }
         let sink = state.withLock { $0.frameSink }
         let now = self.now()
@@ -51,11 +52,29 @@ extension Engine {
             traces.record(outgoing.from, TracedFrame(time: now, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
             publishFrame(device: outgoing.from, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
             sink?(outgoing)
-            if device(outgoing.to) != nil {
+            rememberSentMessage(outgoing)
+            if deliver, device(outgoing.to) != nil {
                 deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
             }
         }
     }
+
+    /// A meter keeps the messages it sends, so that GetLastMessage can repeat the last one.
+    private func rememberSentMessage(_ outgoing: OutgoingZCL) {
+        let header = outgoing.frame.header
+        guard outgoing.cluster == ZCLClusterID.messaging, header.frameType == .clusterSpecific, header.direction == .serverToClient,
+              header.commandID == MessagingCommandID.displayMessage, device(outgoing.from)?.type.isMeterSide == true,
+              let message = try? outgoing.frame.decodePayload(as: DisplayMessage.self) else { return }
+        let now = self.now()
+        _ = try? store.write { tx in
+            try tx.saveMessage(StoredMessage(messageID: message.messageID, control: message.messageControl, startTime: message.startTime,
+                                             durationMinutes: message.durationMinutes, text: message.message ?? "", receivedAt: now),
+                               device: outgoing.from)
+        }
+    }
+
+    /// Sets what happens to the links of a device that is removed: the HAN server closes them.
+    public func setLinkCloser(_ closer: @escaping @Sendable (EUI64) -> Void) { state.withLock { $0.linkCloser = closer } }
 
     /// A frame from one emulated device to another, e.g. a PPMID's top-up to its ESME.
     func deliverInternally(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {

@@ -14,8 +14,111 @@ struct PendingTenancyChange: Codable {
 extension Engine {
     static let tenancyJob = "tenancy-change"
 
-    /// The Change of Tenancy date of a premises, if it had one.
-    func tenancyStart(premises: String) -> Timestamp? { state.withLock { $0.tenancyChangedAt[premises] } }
+    /// The Change of Tenancy date of a premises once it has passed: meters serve HAN devices nothing
+    /// from before it.
+    func tenancyStart(premises: String) -> Timestamp? {
+        state.withLock { state in
+            guard let date = state.tenancyChangedAt[premises], date <= state.clock.now(real: realNow()) else { return nil }
+            return date
+        }
+    }
+
+    public struct TenancyChangeResult: Sendable {
+        public var premises: [String]
+        public var implementationTime: Timestamp
+        public var notified: [EUI64]
+        public var cleared: [EUI64: [DataCategory: Int]]
+        public var pending: Bool
+    }
+
+    /// Change of Tenancy for whole premises, as ECS12 / GCS09 start it: the meter side records the
+    /// date and sends PublishChangeOfTenancy to every display on the HAN. Displays clear what the
+    /// bitmap selects at the implementation time: now (all displays in one transaction, then one WAL
+    /// scrub) or later (a durable job per display).
+    public func changeTenancy(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {
+        let now = self.now()
+        let due = implementationTime ?? now
+        var frames: [OutgoingZCL] = []
+        var plans: [(EUI64, Set<DataCategory>, PendingTenancyChange)] = []
+        var meters: [EUI64] = []
+        let issuerEvent = UInt32(truncatingIfNeeded: now.unixSeconds)
+        try state.withLock { state in
+            for premises in ids {
+                guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
+                let devices = members.compactMap { state.devices[$0] }
+                guard let meter = devices.first(where: { $0.type == .esme }) ?? devices.first(where: { $0.type == .gpf }) else {
+                    throw DomainError(.invalidState, "premises \(premises) has no ESME or GPF to send PublishChangeOfTenancy")
+                }
+                meters += devices.filter(\.type.isMeterSide).map(\.id)
+                let command = PublishChangeOfTenancy(providerID: 0, issuerEventID: issuerEvent, tariffType: 0,
+                                                     implementationTime: implementationTime?.zigbeeUTC ?? 0, tenancyChangeControl: control)
+                for display in devices where display.type.isDisplay && display.hub != nil {
+                    frames.append(OutgoingZCL(from: meter.id, to: display.id, cluster: ZCLClusterID.deviceManagement,
+                                              frame: ZCLFrame(command, sequenceNumber: UInt8(truncatingIfNeeded: frames.count), disableDefaultResponse: true)))
+                    let keeps = state.lab.models[display.modelKey]?.keepsSet ?? []
+                    plans.append((display.id, TenancyRules.categoriesToClear(control: control, keeps: keeps),
+                                  PendingTenancyChange(device: display.id.description, control: control, providerID: 0, issuerEventID: issuerEvent)))
+                }
+            }
+        }
+        emit(frames, deliver: false)
+        var cleared: [EUI64: [DataCategory: Int]] = [:]
+        if due <= now {
+            cleared = try state.withLock { state in
+                let result = try store.write { tx -> [EUI64: [DataCategory: Int]] in
+                    var result: [EUI64: [DataCategory: Int]] = [:]
+                    for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
+                    for (id, categories, _) in plans { result[id] = try tx.clear(categories, device: id) }
+                    // The meters' copies of the messages they sent the old occupant go too.
+                    if control & (1 << UInt32(DataCategory.supplierMessages.tenancyControlBit)) != 0 {
+                        for meter in meters { _ = try tx.clear([.supplierMessages], device: meter) }
+                    }
+                    return result
+                }
+                for premises in ids { state.tenancyChangedAt[premises] = due }
+                return result
+            }
+            try store.scrub()
+            for (id, categories, _) in plans { publishCleared(id, categories: categories, removed: cleared[id] ?? [:], now: now) }
+        } else {
+            try state.withLock { state in
+                let jobs = try store.write { tx -> [ScheduledJob] in
+                    for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
+                    return try plans.map { _, _, pending in
+                        try tx.insertJob(due: due, kind: Self.tenancyJob, payload: String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self))
+                    }
+                }
+                for premises in ids { state.tenancyChangedAt[premises] = due }
+                for job in jobs { state.schedule.insert(job) }
+                rearm(state)
+            }
+        }
+        for premises in ids {
+            events.publish("tenancy.changed", time: now, data: ["premises": .string(premises), "implementationTime": .string(due.rfc3339),
+                                                               "control": .int(Int64(control)), "displays": .int(Int64(plans.count))])
+        }
+        return TenancyChangeResult(premises: ids, implementationTime: due, notified: plans.map(\.0), cleared: cleared, pending: due > now)
+    }
+
+    /// Change of Supplier: the meter sends PublishChangeOfSupplier; the new provider is recorded and
+    /// the devices stay joined, reachable and upgradable.
+    public func changeSupplier(premises: String, provider: UInt32, name: String) throws -> [EUI64] {
+        let now = self.now()
+        let (meter, displays) = try state.withLock { state -> (Device, [Device]) in
+            guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
+            let devices = members.compactMap { state.devices[$0] }
+            guard let meter = devices.first(where: { $0.type == .esme }) ?? devices.first(where: { $0.type == .gpf }) else {
+                throw DomainError(.invalidState, "premises \(premises) has no ESME or GPF")
+            }
+            return (meter, devices.filter { $0.type.isDisplay && $0.hub != nil })
+        }
+        let command = PublishChangeOfSupplier(currentProviderID: 0, issuerEventID: UInt32(truncatingIfNeeded: now.unixSeconds), tariffType: 0,
+                                              proposedProviderID: provider, changeTime: now.zigbeeUTC, changeControl: 0,
+                                              proposedProviderName: Array(name.utf8.prefix(16)), proposedProviderContactDetails: [])
+        try store.write { try $0.setSupplier(premises: premises, supplier: upperHex(provider, width: 8)) }
+        emit(displays.map { OutgoingZCL(from: meter.id, to: $0.id, cluster: ZCLClusterID.deviceManagement, frame: ZCLFrame(command, sequenceNumber: 0, disableDefaultResponse: true)) })
+        return displays.map(\.id)
+    }
 
     /// A display accepted PublishChangeOfTenancy: it clears now, or schedules the clearing for the
     /// implementation time (a durable job, so it fires once even across restarts).
@@ -62,7 +165,7 @@ extension Engine {
         publishCleared(id, categories: categories, removed: removed, now: now)
     }
 
-    private func publishCleared(_ id: EUI64, categories: Set<DataCategory>, removed: [DataCategory: Int], now: Timestamp) {
+    func publishCleared(_ id: EUI64, categories: Set<DataCategory>, removed: [DataCategory: Int], now: Timestamp) {
         var data: [String: JSONValue] = ["categories": .array(categories.map(\.rawValue).sorted().map { .string($0) })]
         for (category, count) in removed { data["cleared_\(category.rawValue)"] = .int(Int64(count)) }
         events.publish("tenancy.cleared", device: id, time: now, data: data, message: "cleared the prior occupant's data")

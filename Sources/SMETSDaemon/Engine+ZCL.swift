@@ -9,6 +9,12 @@ public struct OutgoingZCL: Sendable {
     public var to: EUI64
     public var cluster: UInt16
     public var frame: ZCLFrame
+    /// The endpoint it goes to: a reply goes back to the endpoint the request came from.
+    public var destinationEndpoint: UInt8 = 1
+
+    public init(from: EUI64, to: EUI64, cluster: UInt16, frame: ZCLFrame, destinationEndpoint: UInt8 = 1) {
+        self.from = from; self.to = to; self.cluster = cluster; self.frame = frame; self.destinationEndpoint = destinationEndpoint
+    }
 }
 
 /// How a device answers a frame: at once from memory (reads, refusals) or after a durable change,
@@ -91,9 +97,19 @@ extension Engine {
         return [ZCLFrame(header: header, payload: DefaultResponse(commandID: frame.header.commandID, statusCode: status.rawValue).encoded())]
     }
 
+    /// The answer to Read Attributes, with as many records as fit in one HAN frame (as the ZCL asks
+    /// of a response that would not fit); the rig asks again for the rest.
     func readAttributesResponse(to frame: ZCLFrame, records: [ReadAttributesResponse.Record]) -> ZCLFrame {
         let header = frame.header.response(frameType: .global, commandID: ZCLGlobalCommandID.readAttributesResponse)
-        return ZCLFrame(header: header, payload: ReadAttributesResponse(records: records).encoded())
+        var budget = HANData.maxZCLLength - header.encodedLength
+        var fitting: [ReadAttributesResponse.Record] = []
+        for record in records {
+            let size = ReadAttributesResponse(records: [record]).encoded().count
+            guard size <= budget else { break }
+            budget -= size
+            fitting.append(record)
+        }
+        return ZCLFrame(header: header, payload: ReadAttributesResponse(records: fitting).encoded())
     }
 
     /// Attribute values served from memory: identity, OTA client state, metering from the profile.
@@ -219,7 +235,8 @@ extension Engine {
         // Messaging server: the meter answers GetLastMessage with the last message it sent.
         case (ZCLClusterID.messaging, false, MessagingCommandID.getLastMessage) where device.type.isMeterSide:
             return .blocking { [self] in
-                guard let last = (try? store.read { try $0.messages(device: id) })?.last else {
+                let since = self.tenancyStart(premises: device.premisesID)
+                guard let last = (try? store.read { try $0.messages(device: id) })?.last(where: { since == nil || $0.receivedAt >= since! }) else {
                     return reply(Self.defaultResponse(to: frame, status: .notFound))
                 }
                 let display = DisplayMessage(messageID: last.messageID, messageControl: last.control, startTime: last.startTime,

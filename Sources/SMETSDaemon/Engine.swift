@@ -26,6 +26,8 @@ public final class Engine: Sendable {
         var firmware: [EUI64: DeviceFirmwareState] = [:]
         /// Where frames the devices send go (the HAN server's attached links).
         var frameSink: (@Sendable (OutgoingZCL) -> Void)?
+        /// Closes the HAN links of a removed device.
+        var linkCloser: (@Sendable (EUI64) -> Void)?
     }
 
     public let store: StateStore
@@ -58,6 +60,7 @@ public final class Engine: Sendable {
             return (try tx.allDevices(), try tx.allJobs(), offset)
         }
         initial.tenancyChangedAt = try store.read { try $0.tenancyChanges() }
+        initial.firmware = try Self.restoredFirmware(store)
         initial.clock = VirtualClock(offsetMillis: offset)
         initial.schedule = Schedule(jobs)
         for device in devices { Self.index(device, into: &initial, sorted: false) }
@@ -168,12 +171,20 @@ public final class Engine: Sendable {
         while true {
             let ran = try state.withLock { state -> Bool in
                 let now = state.clock.now(real: realNow())
-                guard let job = state.schedule.next, job.due <= now else {
+                let due = state.schedule.popDue(at: now)
+                guard !due.isEmpty else {
                     rearm(state)
                     return false
                 }
-                _ = state.schedule.popDue(at: job.due)
-                try run(job, state: &state, now: now)
+                for (index, job) in due.enumerated() {
+                    do {
+                        try run(job, state: &state, now: now)
+                    } catch {
+                        // Jobs not yet run stay scheduled (they are still rows in the store).
+                        for later in due[(index + 1)...] { state.schedule.insert(later) }
+                        throw error
+                    }
+                }
                 return true
             }
             if !ran { return }
@@ -183,25 +194,33 @@ public final class Engine: Sendable {
     private func run(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
         switch job.kind {
         case Self.rolloverJob:
-            let day = Int64(job.payload) ?? job.due.dayNumber - 1
+            // Every day that ended since the job's day is recorded at once (a clock jump of a year is
+            // one transaction, not 365), keeping only the days a display holds.
+            let firstDay = Int64(job.payload) ?? job.due.dayNumber - 1
+            let lastDay = max(firstDay, now.dayNumber - 1)
             let historyDays = Int64(state.lab.settings.historyDays)
+            let days = max(firstDay, lastDay - historyDays + 1)...lastDay
             var recorded = 0
             let displays = state.order.compactMap { state.devices[$0] }.filter { $0.type.isDisplay && $0.hub != nil }
             let next = try store.write { tx -> ScheduledJob in
                 try tx.deleteJob(job.id)
                 for display in displays {
                     guard let meter = state.premises[display.premisesID]?.first(where: { state.devices[$0]?.type == .esme }) else { continue }
-                    try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day))
-                    try tx.pruneConsumption(device: display.id, before: day - historyDays + 1)
+                    for day in days {
+                        try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day))
+                    }
+                    try tx.pruneConsumption(device: display.id, before: lastDay - historyDays + 1)
                     recorded += 1
                 }
-                return try tx.insertJob(due: .startOfDay(day + 2), kind: Self.rolloverJob, payload: String(day + 1))
+                return try tx.insertJob(due: .startOfDay(lastDay + 2), kind: Self.rolloverJob, payload: String(lastDay + 1))
             }
             state.schedule.insert(next)
-            events.publish("clock.dayEnded", time: now, data: ["day": .string(Timestamp.dateString(day: day)), "displays": .int(Int64(recorded))],
-                           level: .debug)
+            events.publish("clock.dayEnded", time: now, data: ["day": .string(Timestamp.dateString(day: lastDay)), "days": .int(Int64(days.count)),
+                                                              "displays": .int(Int64(recorded))], level: .debug)
         case Self.tenancyJob:
             try runTenancyJob(job, state: &state, now: now)
+        case Self.firmwareActivationJob:
+            try runFirmwareActivationJob(job, state: &state, now: now)
         default:
             try store.write { try $0.deleteJob(job.id) }
             logger.warning("dropped a scheduled job of unknown kind", metadata: ["event": "job.unknown", "kind": .string(job.kind)])
@@ -231,9 +250,13 @@ public final class Engine: Sendable {
         public var hub: EUI64?
         public var owner: String?
         public var manufacturerCode: String?
+        public var region: CSPRegion?
+        /// The firmware version the device presents (as the inventory holds it for its mode).
+        public var presentedFirmware: FirmwareVersion?
         public init() {}
 
-        func matches(_ device: Device, models: [String: DeviceModel]) -> Bool {
+        func matches(_ device: Device, lab: LabSnapshot) -> Bool {
+            let models = lab.models
             if let type, device.type != type { return false }
             if let premises, device.premisesID != premises { return false }
             if let status, device.status != status { return false }
@@ -242,6 +265,12 @@ public final class Engine: Sendable {
             if let hub, device.hub != hub { return false }
             if let owner, device.owner != owner { return false }
             if let manufacturerCode, models[device.modelKey]?.manufacturer.code.uppercased() != manufacturerCode.uppercased() { return false }
+            if let region, device.region != region { return false }
+            if let presentedFirmware {
+                guard let model = models[device.modelKey],
+                      lab.cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: lab.regime) == presentedFirmware
+                else { return false }
+            }
             return true
         }
     }
@@ -256,7 +285,7 @@ public final class Engine: Sendable {
             var total = 0
             var next: EUI64?
             for (position, id) in state.order.enumerated() {
-                guard let device = state.devices[id], filter.matches(device, models: state.lab.models) else { continue }
+                guard let device = state.devices[id], filter.matches(device, lab: state.lab) else { continue }
                 total += 1
                 if position >= start {
                     if page.count < limit { page.append(device) } else if next == nil { next = page.last?.id }
@@ -343,6 +372,7 @@ public final class Engine: Sendable {
             if let position = state.order.firstIndex(of: id) { state.order.remove(at: position) }
             state.premises[device.premisesID]?.removeAll { $0 == id }
         }
+        state.withLock { $0.linkCloser }?(id)
         events.publish("device.removed", device: id, time: now())
     }
 
@@ -435,6 +465,21 @@ public final class Engine: Sendable {
     }
 
     /// Reloads the devices folder: new lab devices are added; models, the CPL and settings replaced.
+    /// Gives an asset to another owner (MAP).
+    public func transferOwnership(_ id: EUI64, to owner: String) throws -> Device {
+        let (before, after) = try state.withLock { state -> (Device, Device) in
+            guard var device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
+            guard !owner.isEmpty else { throw DomainError(.invalidState, "name the new owner, e.g. MAP-BETA") }
+            let before = device
+            device.owner = owner
+            try store.write { try $0.save(device, origin: .api) }
+            state.devices[id] = device
+            return (before, device)
+        }
+        events.publish("asset.transferred", device: id, time: now(), data: ["from": .string(before.owner), "to": .string(after.owner)])
+        return after
+    }
+
     public func reload(_ lab: LabSnapshot) throws -> Int {
         let added = try state.withLock { state -> Int in
             let now = state.clock.now(real: realNow())

@@ -43,19 +43,22 @@ final class HANServer: Sendable {
     let pool: NIOThreadPool
     let counter: ConnectionCounter
     let settings: Settings
+    let access: AccessPolicy
     let logger: Logger
     let links: LinkRegistry
     private let socketFiles = Mutex<[String]>([])
 
-    init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: Settings, logger: Logger) {
+    init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: Settings,
+         access: AccessPolicy, logger: Logger) {
         self.engine = engine; self.group = group; self.pool = pool; self.counter = counter; self.settings = settings
+        self.access = access
         self.logger = logger
         self.links = LinkRegistry(maxPerDevice: settings.maxLinksPerDevice)
         let links = self.links
         engine.setFrameSink { outgoing in
             let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
                                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
-                                              destinationEndpoint: HANLink.deviceEndpoint, zcl: outgoing.frame.encoded()))
+                                              destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.frame.encoded()))
             let bytes = frame.encoded()
             for channel in links.channels(of: outgoing.from) {
                 var buffer = channel.allocator.buffer(capacity: bytes.count)
@@ -65,15 +68,26 @@ final class HANServer: Sendable {
         }
     }
 
+    /// A removed device's links learn it is gone (ERROR 2) and are closed.
+    func closeLinks(of device: EUI64) {
+        let bytes = HANFrame.error(HANError(code: .unknownDevice, reason: "device \(device) was removed")).encoded()
+        for channel in links.channels(of: device) {
+            var buffer = channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
     func bootstrap(impliedDevice: EUI64?) -> ServerBootstrap {
         let engine = self.engine, pool = self.pool, counter = self.counter, settings = self.settings, links = self.links
+        let access = self.access
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = HANChannelHandler(engine: engine, pool: pool, counter: counter, links: links, settings: settings,
-                                                    impliedDevice: impliedDevice, admitted: counter.acquire(.han))
+                                                    access: access, impliedDevice: impliedDevice, admitted: counter.acquire(.han))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -81,6 +95,7 @@ final class HANServer: Sendable {
 
     /// Listens on `han.sock` (from systemd when activated) and on per-device sockets.
     func listen(runtimeDirectory: String, activated: [ActivatedSocket]) throws -> [any Channel] {
+        engine.setLinkCloser { [weak self] id in self?.closeLinks(of: id) }
         var channels: [any Channel] = []
         if let socket = SocketActivation.socket(for: "han", in: activated) {
             channels.append(try bootstrap(impliedDevice: nil).withBoundSocket(socket.fd).wait())
@@ -89,7 +104,7 @@ final class HANServer: Sendable {
             let path = runtimeDirectory + "/han.sock"
             try UnixListener.prepare(path: path)
             channels.append(try bootstrap(impliedDevice: nil).bind(unixDomainSocketPath: path).wait())
-            UnixListener.setMode(path: path, mode: 0o660)
+            UnixListener.setMode(path: path, settings: settings)
             socketFiles.withLock { $0.append(path) }
         }
         // A socket per lab device (the lab's own, not generated ones), up to the configured number.
@@ -99,7 +114,7 @@ final class HANServer: Sendable {
             do {
                 try UnixListener.prepare(path: path)
                 channels.append(try bootstrap(impliedDevice: id).bind(unixDomainSocketPath: path).wait())
-                UnixListener.setMode(path: path, mode: 0o660)
+                UnixListener.setMode(path: path, settings: settings)
                 socketFiles.withLock { $0.append(path) }
             } catch {
                 logger.warning("no per-device socket", metadata: ["event": "socket.failed", "device_id": .string(id.description), "error": .string("\(error)")])
@@ -123,8 +138,10 @@ final class HANChannelHandler: ChannelInboundHandler {
     let counter: ConnectionCounter
     let links: LinkRegistry
     let settings: Settings
+    let access: AccessPolicy
     let impliedDevice: EUI64?
     let admitted: Bool
+    private var peer: PeerCredentials?
     private var decoder: HANFrameDecoder
     private var attached: EUI64?
     private var helloTimeout: Scheduled<Void>?
@@ -135,8 +152,9 @@ final class HANChannelHandler: ChannelInboundHandler {
     private var closing = false
 
     init(engine: Engine, pool: NIOThreadPool, counter: ConnectionCounter, links: LinkRegistry, settings: Settings,
-         impliedDevice: EUI64?, admitted: Bool) {
+         access: AccessPolicy, impliedDevice: EUI64?, admitted: Bool) {
         self.engine = engine; self.pool = pool; self.counter = counter; self.links = links; self.settings = settings
+        self.access = access
         self.impliedDevice = impliedDevice; self.admitted = admitted
         self.decoder = HANFrameDecoder(maxFrameLength: settings.maxHANFrameBytes)
     }
@@ -147,6 +165,8 @@ final class HANChannelHandler: ChannelInboundHandler {
             return
         }
         let channel = context.channel
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        PeerCredentialReader.read(channel: channel).whenSuccess { peer in loopBound.value.peer = peer }
         helloTimeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(settings.helloTimeoutSeconds * 1000))) {
             channel.close(promise: nil)
         }
@@ -202,6 +222,14 @@ final class HANChannelHandler: ChannelInboundHandler {
             send(.error(HANError(code: .notAttached, reason: "already attached to \(attached!); open another link for another device")), context: context)
             return
         }
+        let role = access.role(for: peer)
+        guard access.mayAttach(role) else {
+            engine.events.publish("access.refused", time: engine.now(), data: [
+                "method": "han.attach", "role": .string(role.description), "caller_uid": .string(peer.map { String($0.uid) } ?? "unknown"),
+            ], level: .warning, message: "refused a HAN link")
+            fail(context: context, .notAuthorised, "the \(role.kind) role may not attach to devices; ask the lab operator for the rig role")
+            return
+        }
         guard hello.version == HANLink.version else {
             fail(context: context, .unsupportedVersion, "HAN link version \(hello.version) is not supported; this daemon speaks version \(HANLink.version)")
             return
@@ -239,13 +267,22 @@ final class HANChannelHandler: ChannelInboundHandler {
         let engine = self.engine
         engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
+        // Answers go back to the endpoint the rig asked from.
+        let rig = data.source, endpoint = data.sourceEndpoint
+        let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
+            replies.map { reply in
+                var reply = reply
+                if reply.to == rig { reply.destinationEndpoint = endpoint }
+                return reply
+            }
+        }
         switch handling {
         case .now(let replies) where inFlight == 0:
-            if !replies.isEmpty { emitOnPool(replies) }
+            if !replies.isEmpty { emitOnPool(addressed(replies)) }
         case .now(let replies):
-            enqueue(context: context) { replies }
+            enqueue(context: context) { addressed(replies) }
         case .blocking(let work):
-            enqueue(context: context, work)
+            enqueue(context: context) { addressed(work()) }
         }
     }
 

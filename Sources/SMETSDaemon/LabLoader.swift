@@ -8,6 +8,7 @@ public struct LabSnapshot: Sendable {
     public var models: [String: DeviceModel]
     public var cpl: CPL
     public var settings: Settings
+    public var access: AccessConfiguration
     public var regime: CPLRegime { definition.cplRegime }
 }
 
@@ -71,8 +72,20 @@ public enum LabLoader {
             }
         }
 
+        var access = AccessConfiguration()
+        let accessPath = base.appendingPathComponent("access.json").path
+        if FileManager.default.fileExists(atPath: accessPath) {
+            switch decode(AccessConfiguration.self, path: accessPath) {
+            case .success(let loaded):
+                access = loaded
+                problems += loaded.problems().map { "\(accessPath): \($0)" }
+            case .failure(let problem):
+                problems.append(problem.text)
+            }
+        }
+
         guard problems.isEmpty else { throw LabLoadError(problems: problems) }
-        return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings)
+        return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings, access: access)
     }
 
     /// Decodes a JSON file, turning Foundation's errors into one line naming the file, the key path

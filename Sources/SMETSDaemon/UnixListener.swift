@@ -48,6 +48,9 @@ enum UnixListener {
         return result == 0
     }
 
-    /// Sets the socket file's mode (0660 by default: owner and group may connect).
-    static func setMode(path: String, mode: mode_t) { chmod(path, mode) }
+    /// Sets the socket file's mode and group from the settings (0660 by default: owner and group may connect).
+    static func setMode(path: String, settings: Settings) {
+        chmod(path, mode_t(settings.socketModeBits))
+        if let name = settings.socketGroup, let group = getgrnam(name) { chown(path, uid_t.max, group.pointee.gr_gid) }
+    }
 }

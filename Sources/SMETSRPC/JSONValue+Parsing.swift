@@ -362,16 +362,20 @@ private struct JSONParser {
         index += 1
         let start = index
         // Fast path: no escapes, the contents are the bytes between the quotes.
+        var nonASCII: UInt8 = 0
         while index < bytes.count {
             let byte = bytes[index]
             if byte == ASCII.quote {
                 let contents = UnsafeBufferPointer(rebasing: bytes[start..<index])
+                index += 1
+                // ASCII needs no validation; anything else must be valid UTF-8, not repaired.
+                if nonASCII & 0x80 == 0 { return String(decoding: contents, as: UTF8.self) }
                 guard let string = String(validating: contents, as: UTF8.self) else {
                     throw fail(.invalidUTF8, at: opening)
                 }
-                index += 1
                 return string
             }
+            nonASCII |= byte
             if byte == ASCII.backslash { break }
             if byte < 0x20 { throw fail(.controlCharacterInString) }
             index += 1

@@ -41,7 +41,7 @@ extension JSONValue {
                 value.write(to: &output, sortedKeys: sortedKeys)
             }
             if sortedKeys {
-                for key in members.keys.sorted() { member(key, members[key]!) }
+                for (key, value) in members.sorted(by: { $0.key < $1.key }) { member(key, value) }
             } else {
                 for (key, value) in members { member(key, value) }
             }
@@ -73,12 +73,12 @@ extension JSONValue {
             output.append(0x5D)
         case .object(let members) where !members.isEmpty:
             output.append(0x7B)
-            for (offset, key) in members.keys.sorted().enumerated() {
+            for (offset, (key, value)) in members.sorted(by: { $0.key < $1.key }).enumerated() {
                 if offset > 0 { output.append(0x2C) }
                 newline(indent + 1)
                 appendEscaped(key, to: &output)
                 output.append(contentsOf: ": ".utf8)
-                members[key]!.writePretty(to: &output, indent: indent + 1)
+                value.writePretty(to: &output, indent: indent + 1)
             }
             newline(indent)
             output.append(0x7D)

@@ -25,6 +25,8 @@ public final class StateStore: Sendable {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets the writer to synchronous=NORMAL when it enables WAL, after prepareDatabase ran.
+        try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
     }
 
@@ -43,6 +45,20 @@ public final class StateStore: Sendable {
     public func scrub() throws {
         try pool.writeWithoutTransaction { db in
             _ = try db.checkpoint(.truncate)
+        }
+    }
+
+    /// The value of `PRAGMA name` on the writing connection (`synchronous`, `secure_delete`,
+    /// `journal_mode`, ...), as text; nil when `name` is not a bare pragma name or has no value.
+    public func pragma(_ name: String) throws -> String? {
+        guard !name.isEmpty, name.allSatisfy({ $0 == "_" || ($0.isASCII && $0.isLetter) }) else { return nil }
+        return try pool.writeWithoutTransaction { db in
+            switch try DatabaseValue.fetchOne(db, sql: "PRAGMA \(name)")?.storage {
+            case .int64(let value): String(value)
+            case .double(let value): String(value)
+            case .string(let value): value
+            case .blob, .null, nil: nil
+            }
         }
     }
 
@@ -97,6 +113,7 @@ public final class StateStore: Sendable {
                 );
                 """)
         }
+        migrator.registerMigration("v2-firmware") { db in try FirmwareSchema.create(db) }
         return migrator
     }
 }

@@ -111,6 +111,7 @@ struct ZigbeeTimeTests {
         #expect(ZigbeeTime.zigbee(fromUnixSeconds: .max) == ZigbeeTime.latest)
         #expect(ZigbeeTime.zigbee(fromUnixSeconds: 946_684_800 + 0xFFFF_FFFF) == ZigbeeTime.latest)
         #expect(ZigbeeTime.unixSeconds(fromZigbee: ZigbeeTime.invalid) == nil)
-        #expect(ZigbeeTime.unixSeconds(fromZigbee: ZigbeeTime.latest) == 946_684_800 + 0xFFFF_FFFE)
+        let latestUnix: Int64 = 946_684_800 + 0xFFFF_FFFE
+        #expect(ZigbeeTime.unixSeconds(fromZigbee: ZigbeeTime.latest) == latestUnix)
     }
 }

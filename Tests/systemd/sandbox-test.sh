@@ -61,7 +61,7 @@ cat >"$units/smetsd.service.d/test.conf" <<EOF
 # Added by Tests/systemd/sandbox-test.sh: run the binaries under test.
 [Service]
 ExecStart=
-ExecStart=$stage/bin/smetsd --lab $stage/devices
+ExecStart=$stage/bin/smetsd --lab $stage/devices --runtime /run/smetsd
 # A short watchdog, so that a daemon that does not ping is killed (Result=watchdog) within the test.
 WatchdogSec=4s
 EOF
@@ -91,7 +91,8 @@ wait_for() {
   done
 }
 is_state() { [[ $(systemctl is-active "$1" 2>/dev/null) == "$2" ]]; }
-journal_has() { journalctl -u smetsd.service -o verbose --no-pager 2>/dev/null | grep -Eq "$1"; }
+# (grep without -q reads to the end: an early exit would SIGPIPE journalctl and fail the pipeline)
+journal_has() { journalctl -u smetsd.service -o verbose --no-pager 2>/dev/null | grep -E "$1" >/dev/null; }
 status_json() { timeout "$timeout_s" "$ctl" --socket "$sock" status --json; }
 looks_ready() { # the daemon.status result says it is up: ready=true or state ready/running/serving
   grep -Eq '"ready"[[:space:]]*:[[:space:]]*true|"state"[[:space:]]*:[[:space:]]*"(ready|running|serving)"' <<<"$1"
@@ -102,6 +103,11 @@ has_keys() { # has_keys JSON KEY...: every KEY appears as an object key
 }
 same_process() { # still active, same main PID, never restarted
   is_state smetsd.service active && [[ $(prop MainPID) == "$1" && $(prop NRestarts) == 0 ]]
+}
+has_socket() { local f; for f in "$1"/* "$1"/*/*; do [[ -S $f ]] && return 0; done; return 1; }
+reachable_by_others() { # not moved to /run/private (0700) nor chowned to the transient user
+  [[ ! -L /run/smetsd && $(stat -c %U /run/smetsd) == root && $(stat -c %U /run/smetsd/control.sock) == root ]] &&
+    setpriv --reuid=65534 --regid=65534 --clear-groups test -S /run/smetsd/control.sock
 }
 diagnose() {
   echo "----- systemctl status -----"
@@ -114,19 +120,25 @@ diagnose() {
 check "smetsd.socket starts" systemctl start smetsd.socket
 check "control.sock and han.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock
 check "smetsd.service is not started before the first connection" is_state smetsd.service inactive
+check "socket files are root:root 0660" test "$(stat -c '%U:%G %a' /run/smetsd/control.sock)" = "root:root 660"
 
-# 2. First connection activates the service; it answers once ready.
+# 2. First connection activates the service. It may be answered while the daemon is still starting
+#    (state "starting"); once systemd has READY=1 the daemon must say it is ready.
 out=$(status_json 2>&1); rc=$?
 check "smetsctl status (activating the service) exits 0" test "$rc" -eq 0
-echo "  status: $(tr -d '\n' <<<"$out" | cut -c1-300)"
-check "daemon.status says ready" looks_ready "$out"
-check "daemon.status has state, devices, connections, pid" has_keys "$out" state devices connections pid
+echo "  first status: $(tr -d '\n' <<<"$out" | cut -c1-200)"
 check "smetsd.service is active (READY=1 received)" wait_for "$timeout_s" is_state smetsd.service active
+out=$(status_json 2>&1); rc=$?
+echo "  status: $(tr -d '\n' <<<"$out" | cut -c1-200)"
+check "daemon.status says ready once active" looks_ready "$out"
+check "daemon.status has state, devices, connections, pid" has_keys "$out" state devices connections pid
 main_pid=$(prop MainPID)
 check "daemon.status pid is the unit's MainPID ($main_pid)" grep -Eq "\"pid\"[[:space:]]*:[[:space:]]*$main_pid([^0-9]|\$)" <<<"$out"
 check "STATUS= text is set ($(prop StatusText))" test -n "$(prop StatusText)"
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$main_pid/status" 2>/dev/null)
 check "runs as a dynamic, non-root user (uid ${uid:-?})" test -n "$uid" -a "${uid:-0}" != 0
+check "per-device sockets are bound under /run/smetsd/devices" has_socket /run/smetsd/devices
+check "/run/smetsd stays root's and reachable by other users" reachable_by_others
 
 # 3. Watchdog: WatchdogSec=4s in the test drop-in; a daemon that does not ping is killed after 4 s.
 sleep 6
@@ -151,13 +163,15 @@ check "systemctl stop smetsd.service exits 0" timeout "$timeout_s" systemctl sto
 check "Result=success" test "$(prop Result)" = success
 check "ExecMainStatus=0 (exited by itself, not killed)" test "$(prop ExecMainStatus)" = 0 -a "$(prop ExecMainCode)" = 1
 check "smetsd.socket keeps listening" is_state smetsd.socket active
-check "socket files survive the stop (RuntimeDirectoryPreserve=yes)" test -S /run/smetsd/control.sock
+check "socket files survive the stop" test -S /run/smetsd/control.sock
+check "the service's /run/smetsd/devices is removed on stop" test ! -e /run/smetsd/devices
 
 # 7. The socket starts it again on the next connection.
 out=$(status_json 2>&1); rc=$?
 check "next connection re-activates the service" test "$rc" -eq 0
-check "and it says ready" looks_ready "$out"
 check "active again" wait_for "$timeout_s" is_state smetsd.service active
+out=$(status_json 2>&1)
+check "and it says ready" looks_ready "$out"
 check "stopping both units" systemctl stop smetsd.service smetsd.socket
 check "second run also ended with Result=success" test "$(prop Result)" = success
 

@@ -43,3 +43,8 @@ enum Terminal {
 private func systemWrite(_ descriptor: Int32, _ pointer: UnsafePointer<UInt8>, _ count: Int) -> Int {
     write(descriptor, pointer, count)
 }
+
+/// Ends the process with `status` (the C `exit`, which ArgumentParser's `exit(withError:)` shadows).
+func terminate(_ status: Int32) -> Never {
+    exit(status)
+}

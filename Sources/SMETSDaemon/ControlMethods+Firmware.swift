@@ -1,0 +1,121 @@
+import Foundation
+import SMETSCore
+import SMETSRPC
+import SMETSWire
+
+extension ControlRouter {
+    static func firmwareMethods(engine: Engine) -> [ControlMethod] {
+        [
+            // The emulated hub pushes an image to devices over the HAN (the OTA handshake, in the daemon).
+            ControlMethod(name: "firmware.update") { params, _ in
+                let file = try imageBytes(params, engine: engine)
+                var targets = try params.stringList("targets")?.map { text -> EUI64 in
+                    guard let id = EUI64(text) else { throw JSONRPCError.invalidParams("targets: '\(text)' is not an EUI-64") }
+                    return id
+                } ?? []
+                if let device = try params.eui("device") { targets.append(device) }
+                guard !targets.isEmpty else { throw JSONRPCError.invalidParams("give targets (device IDs) or device") }
+                guard targets.count <= 1000 else { throw JSONRPCError.invalidParams("at most 1000 targets at a time") }
+                let activation = try activationTime(params)
+                let image = try engine.readImage(file)
+                let (hash, results) = try engine.updateFirmware(file: file, targets: targets, activation: activation)
+                return [
+                    "hash": .string(hash), "fileVersion": .string(upperHex(image.header.fileVersion, width: 8)),
+                    "manufacturerCode": .string(upperHex(image.header.manufacturerCode, width: 4)),
+                    "imageType": .string(upperHex(image.header.imageType, width: 4)), "imageSize": .int(Int64(file.count)),
+                    "results": .array(results.map(resultJSON)),
+                ]
+            },
+            // Activate Firmware (DUIS CS06): outcome 0 success, 1 no image held, 2 hash mismatch, 3 activation failure.
+            ControlMethod(name: "firmware.activate") { params, _ in
+                let id = try params.requiredEUI("device")
+                let hash = try params.string("hash")
+                if let hash, hash.count != 64 || !hash.allSatisfy(\.isHexDigit) {
+                    throw JSONRPCError.invalidParams("hash must be the SHA-256 of the Manufacturer Image: 64 hex digits")
+                }
+                let report = try engine.activateFirmware(id, hash: hash, at: try params.time("time") ?? params.time("executionTime"))
+                var result: [String: JSONValue] = [
+                    "device": .string(id.description), "outcome": .int(Int64(report.outcome.rawValue)),
+                    "outcomeName": .string(report.outcome.name), "reason": .string(report.reason),
+                    "scheduledAt": report.scheduledAt.map { .string($0.rfc3339) } ?? .null,
+                ]
+                if let device = report.device {
+                    result["firmwareVersion"] = .string(device.firmwareVersion.hex)
+                    result["presentedFirmwareVersion"] = .string(engine.presentedFirmware(of: device).hex)
+                    result["status"] = .string(device.status.rawValue)
+                }
+                return .object(result)
+            },
+            ControlMethod(name: "firmware.version") { params, _ in
+                try engine.firmwareStatus(try params.requiredEUI("device"))
+            },
+            // The image store: every Manufacturer Image kept, once each, by SHA-256.
+            ControlMethod(name: "firmware.images") { _, _ in
+                let images = try engine.store.read { try $0.firmwareImages() }
+                return ["images": .array(images.map { ["hash": .string($0.hash), "size": .int(Int64($0.size))] })]
+            },
+            // The firmware rules for an image and a device, without a transfer.
+            ControlMethod(name: "firmware.check") { params, _ in
+                let file = try imageBytes(params, engine: engine)
+                let verdict = try engine.checkFirmware(file: file, device: try params.requiredEUI("device"))
+                return ["accepted": .bool(verdict.accepted), "checks": .array(verdict.checks.map(checkJSON))]
+            },
+        ]
+    }
+
+    /// The image of a request: `image` (base64) or `path` (a file the daemon can read).
+    static func imageBytes(_ params: Params, engine: Engine) throws -> [UInt8] {
+        let limit = engine.lab.settings.maxImageBytes
+        if let encoded = try params.string("image") {
+            guard encoded.utf8.count <= (limit / 3 + 1) * 4 + 4 else {
+                throw DomainError(.limitExceeded, "the image is over the limit of \(limit) bytes (maxImageBytes)")
+            }
+            guard let data = Data(base64Encoded: encoded, options: .ignoreUnknownCharacters) else {
+                throw JSONRPCError.invalidParams("image must be the file in base64")
+            }
+            return Array(data)
+        }
+        guard let path = try params.string("path") else { throw JSONRPCError.invalidParams("give image (base64) or path (a file smetsd can read)") }
+        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue
+        guard let size else { throw DomainError(.invalidState, "smetsd cannot read \(path)") }
+        guard size <= limit else { throw DomainError(.limitExceeded, "\(path) is \(size) bytes, over the limit of \(limit) (maxImageBytes)") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw DomainError(.invalidState, "smetsd cannot read \(path)") }
+        return Array(data)
+    }
+
+    /// `activate`: now (default), later, or an RFC 3339 time; `executionTime` is the same as a time.
+    static func activationTime(_ params: Params) throws -> FirmwareActivationTime {
+        if let time = try params.time("executionTime") { return .at(time) }
+        switch try params.string("activate") {
+        case nil, "now"?: return .now
+        case "later"?: return .later
+        case let text?:
+            guard let time = Timestamp(rfc3339: text) else {
+                throw JSONRPCError.invalidParams("activate must be now, later or an RFC 3339 time such as 2026-11-23T06:05:20Z")
+            }
+            return .at(time)
+        }
+    }
+
+    static func checkJSON(_ check: FirmwareCheck) -> JSONValue {
+        ["name": .string(check.name), "outcome": .string(check.outcome.rawValue), "passed": .bool(check.passed), "reason": .string(check.reason)]
+    }
+
+    static func resultJSON(_ result: FirmwareUpdateResult) -> JSONValue {
+        [
+            "device": .string(result.device.description), "outcome": .string(result.outcome), "reason": .string(result.reason),
+            "checks": .array(result.checks.map(checkJSON)), "activateAt": result.activateAt.map { .string($0.rfc3339) } ?? .null,
+            "firmwareVersion": result.firmwareVersion.map { .string($0.hex) } ?? .null,
+        ]
+    }
+}
+
+extension Engine {
+    /// The firmware rules for `file` and device `id`, as the device would apply them.
+    public func checkFirmware(file: [UInt8], device id: EUI64) throws -> FirmwareVerdict {
+        let device = try requireDevice(id)
+        let (model, lab) = state.withLock { ($0.lab.models[device.modelKey], $0.lab) }
+        guard let model else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
+        return Self.check(file: file, device: device, model: model, lab: lab).0
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import ArgumentParser
+import SMETSCore
+import SMETSRPC
+import SMETSWire
+
+struct FirmwareCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Check an OTA image against a model's firmware rules, offline.",
+        discussion: """
+            Reads the image and the devices folder (models, cpl.csv, lab.json) and prints one line per \
+            rule: format, size, manufacturer, imageType, hardwareVersion, destination, signature, \
+            mp202Requirement7, cpl, downgrade. Exits 1 if any rule fails, 2 on a usage error.
+
+            The model is --model, else the one whose manufacturer code and image type the header names. \
+            The mode defaults to SMETS2+ when the model supports it; --mode SMETS1 shows MP202 \
+            Requirement 7 refusing a dual-mode PPMID. The current firmware (for the downgrade rule) \
+            defaults to the model's.
+
+            Examples:
+              smetsctl firmware check acme-01030000.ota
+              smetsctl firmware check acme-01030000.ota --model acme-ppmid-dm --mode SMETS1
+              smetsctl firmware check image.ota --lab /etc/smetsd/devices --json | jq .accepted
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The OTA image file.", valueName: "image"))
+    var image: String
+
+    @Option(help: ArgumentHelp("The device model to check against (a file name under models/, without .json).", valueName: "model"))
+    var model: String?
+
+    @Option(help: ArgumentHelp("The devices folder. Default: $SMETSD_LAB, else ./devices.", valueName: "dir"))
+    var lab: String?
+
+    @Option(help: ArgumentHelp("The SMETS mode the device works in: SMETS1 or SMETS2+.", valueName: "mode"), transform: ArgumentValues.mode)
+    var mode: SMETSMode?
+
+    @Option(help: ArgumentHelp("The firmware the device runs now (8 hex digits). Default: the model's.", valueName: "version"))
+    var current: String?
+
+    @Option(help: ArgumentHelp("The device, to compare with a device-specific image's destination.", valueName: "device-id"),
+            transform: ArgumentValues.deviceID)
+    var device: EUI64?
+
+    @Option(help: ArgumentHelp("Read the file as gb or zigbee. Default: sub-elements if the body is exactly a run of them, else gb.",
+                               valueName: "form"))
+    var format: String?
+
+    func validate() throws {
+        if let format, OTAImage.Format(rawValue: format) == nil { throw ValidationError("--format: '\(format)' is not gb or zigbee") }
+        if let current, FirmwareVersion(hex: current) == nil { throw ValidationError("--current: '\(current)' is not 8 hex digits") }
+    }
+
+    func run() throws {
+        let lab = try FirmwareLab.load(self.lab)
+        let bytes = try FirmwareFiles.read(image)
+        let verdict: FirmwareVerdict
+        var hash: String?
+        var modelKey: String?
+        var headerJSON: JSONValue = .null
+        do {
+            let parsed = try OTAImage(parsing: bytes, options: .init(maxImageBytes: lab.maxImageBytes, format: format.flatMap(OTAImage.Format.init(rawValue:))))
+            hash = FirmwareFiles.sha256(parsed.manufacturerImage)
+            headerJSON = Self.json(parsed)
+            let model: DeviceModel
+            if let key = self.model {
+                model = try lab.model(key)
+            } else {
+                let matches = lab.models.values.filter {
+                    $0.manufacturer.numericCode == parsed.header.manufacturerCode && $0.numericImageType == parsed.header.imageType
+                }
+                guard matches.count == 1, let only = matches.first else {
+                    throw ValidationError("""
+                        \(matches.isEmpty ? "no" : "more than one") model in \(lab.directory)/models has manufacturer code \
+                        \(upperHex(parsed.header.manufacturerCode, width: 4)) and image type \(upperHex(parsed.header.imageType, width: 4)); \
+                        name one with --model
+                        """)
+                }
+                model = only
+            }
+            modelKey = model.key
+            let mode = self.mode ?? (model.smetsVersions.contains(.smets2) ? .smets2 : SMETSMode(model.smetsVersions.first ?? .smets2))
+            let currentVersion = current.flatMap { FirmwareVersion(hex: $0) } ?? model.firmwareVersion
+            let target = FirmwareTarget(model: model, device: device, mode: mode, currentFirmware: currentVersion)
+            verdict = FirmwareRules.check(parsed.firmwareCandidate, format: parsed.formatDescription, for: target, cpl: lab.cpl,
+                                          regime: lab.regime, maxImageBytes: lab.maxImageBytes, key: lab.signingKey(for: model))
+        } catch let error as OTAImageError {
+            verdict = FirmwareRules.unreadable("\(error.reason): \(error.description)")
+        }
+        if global.json {
+            let result: JSONValue = [
+                "image": .string(image), "accepted": .bool(verdict.accepted), "model": modelKey.map { .string($0) } ?? .null,
+                "hash": hash.map { .string($0) } ?? .null, "header": headerJSON,
+                "checks": .array(verdict.checks.map { ["name": .string($0.name), "outcome": .string($0.outcome.rawValue), "passed": .bool($0.passed), "reason": .string($0.reason)] }),
+            ]
+            Terminal.write(result.serialized() + "\n")
+        } else {
+            Terminal.write(Self.render(verdict.checks))
+            if let hash { Terminal.write("Manufacturer Image SHA-256 \(hash)\n") }
+            Terminal.write(verdict.accepted ? "accepted\(modelKey.map { " for \($0)" } ?? "")\n" : "rejected: \(verdict.failures.count) check\(verdict.failures.count == 1 ? "" : "s") failed\n")
+        }
+        if !verdict.accepted { throw ExitCode(ExitStatus.refused) }
+    }
+
+    /// The file as read: every header field, the form and the parts, for scripts and interop tests.
+    static func json(_ image: OTAImage) -> JSONValue {
+        let header = image.header
+        return [
+            "format": .string(image.format.rawValue), "headerVersion": .int(Int64(OTAImageHeader.currentHeaderVersion)),
+            "headerLength": .int(Int64(header.headerLength)), "fieldControl": .int(Int64(header.fieldControl)),
+            "manufacturerCode": .int(Int64(header.manufacturerCode)), "imageType": .int(Int64(header.imageType)),
+            "fileVersion": .int(Int64(header.fileVersion)), "zigbeeStackVersion": .int(Int64(header.zigbeeStackVersion)),
+            "headerString": .string(header.headerString), "totalImageSize": .int(Int64(header.totalImageSize)),
+            "securityCredentialVersion": header.securityCredentialVersion.map { .int(Int64($0)) } ?? .null,
+            "upgradeFileDestination": header.upgradeFileDestination.map { .string($0.description) } ?? .null,
+            "minimumHardwareVersion": header.hardwareVersions.map { .int(Int64($0.minimum)) } ?? .null,
+            "maximumHardwareVersion": header.hardwareVersions.map { .int(Int64($0.maximum)) } ?? .null,
+            "manufacturerImageSize": .int(Int64(image.manufacturerImage.count)), "signed": .bool(image.signature != nil),
+            "subElementTags": {
+                if case let .subElements(elements) = image.payload { return .array(elements.map { .int(Int64($0.tag)) }) }
+                return .null
+            }(),
+        ]
+    }
+
+    /// One line per check: `PASS  name             reason`.
+    static func render(_ checks: [FirmwareCheck]) -> String {
+        let width = checks.map(\.name.count).max() ?? 0
+        return checks.map { check in
+            let label = switch check.outcome { case .pass: "PASS"; case .fail: "FAIL"; case .notApplicable: "n/a " }
+            return "\(label)  \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.reason)\n"
+        }.joined()
+    }
+}
