@@ -13,21 +13,34 @@ public struct TracedFrame: Sendable {
     public var zcl: [UInt8]
 }
 
-/// The last frames of each device that had traffic, in a bounded ring per device.
+/// The last frames of each device that had traffic, in a bounded ring per device (mutated in place:
+/// recording a frame never copies the ring).
 final class FrameTraces: Sendable {
     static let perDevice = 200
-    private let rings = Mutex<[EUI64: [TracedFrame]]>([:])
 
-    func record(_ device: EUI64, _ frame: TracedFrame) {
-        rings.withLock { rings in
-            var ring = rings[device, default: []]
-            if ring.count >= Self.perDevice { ring.removeFirst(ring.count - Self.perDevice + 1) }
-            ring.append(frame)
-            rings[device] = ring
+    struct Ring {
+        var frames: [TracedFrame] = []
+        var oldest = 0
+
+        mutating func append(_ frame: TracedFrame) {
+            if frames.count < FrameTraces.perDevice {
+                frames.append(frame)
+            } else {
+                frames[oldest] = frame
+                oldest = (oldest + 1) % frames.count
+            }
         }
+
+        var inOrder: [TracedFrame] { Array(frames[oldest...] + frames[..<oldest]) }
     }
 
-    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0[device] ?? [] } }
+    private let rings = Mutex<[EUI64: Ring]>([:])
+
+    func record(_ device: EUI64, _ frame: TracedFrame) {
+        rings.withLock { $0[device, default: Ring()].append(frame) }
+    }
+
+    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0[device]?.inOrder ?? [] } }
 }
 
 extension Engine {
