@@ -50,10 +50,15 @@ METHODS = {
     "assets.list": {},
     "assets.get": {"id": PPMID},
     "assets.transfer": {"id": "00-DB-12-34-56-79-00-06", "owner": "MAP-GAMMA"},
+    "firmware.version": {"device": PPMID},
+    "firmware.update": {},
+    "firmware.activate": {},
+    "firmware.check": {},
+    "firmware.images": {},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "clock.get",
-                        "events.subscribe", "events.unsubscribe"}
+                        "events.subscribe", "events.unsubscribe", "firmware.version"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 
 CLIENT = r"""
