@@ -55,6 +55,9 @@ cp "$smetsd_bin" "$smetsctl_bin" "$stage/bin/"
 cp -r "$repo/devices" "$stage/devices"
 chmod -R a+rX "$stage"
 
+# The socket unit gives its files to group smetsd-lab (systemd/smetsd.sysusers.conf); the sandbox shares the
+# host's /etc, so the group must exist there, as systemd-sysusers would create it on install.
+getent group smetsd-lab >/dev/null || groupadd --system smetsd-lab || fail_setup "cannot create group smetsd-lab"
 cp "$repo/systemd/smetsd.socket" "$repo/systemd/smetsd.service" "$units/"
 mkdir -p "$units/smetsd.service.d"
 cat >"$units/smetsd.service.d/test.conf" <<EOF
@@ -120,7 +123,7 @@ diagnose() {
 check "smetsd.socket starts" systemctl start smetsd.socket
 check "control.sock and han.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock
 check "smetsd.service is not started before the first connection" is_state smetsd.service inactive
-check "socket files are root:root 0660" test "$(stat -c '%U:%G %a' /run/smetsd/control.sock)" = "root:root 660"
+check "socket files are root:smetsd-lab 0660" test "$(stat -c '%U:%G %a' /run/smetsd/control.sock)" = "root:smetsd-lab 660"
 
 # 2. First connection activates the service. It may be answered while the daemon is still starting
 #    (state "starting"); once systemd has READY=1 the daemon must say it is ready.
