@@ -91,7 +91,9 @@ extension Engine {
 
     /// A frame from one emulated device to another, e.g. a PPMID's top-up to its ESME.
     func deliverInternally(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
-        traces.record(target, TracedFrame(time: now(), direction: "in", peer: source, cluster: cluster, zcl: zcl))
+        let now = self.now()
+        traces.record(target, TracedFrame(time: now, direction: "in", peer: source, cluster: cluster, zcl: zcl))
+        publishFrame(device: target, direction: "in", peer: source, cluster: cluster, zcl: zcl, now: now)
         switch handleZCL(deviceID: target, source: source, profile: ZCLProfileID.smartEnergy, cluster: cluster, zcl: zcl) {
         case .now(let replies): emit(replies)
         case .blocking(let work): emit(work())
