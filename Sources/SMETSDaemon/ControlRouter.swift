@@ -292,7 +292,7 @@ extension ControlRouter {
                 connection.subscription.withLock { current in
                     if let current { engine.events.unsubscribe(current) }
                     current = engine.events.subscribe(types: types) { event in
-                        connection.send(.notification(method: "event", params: event.json))
+                        connection.push(.notification(method: "event", params: event.json))
                     }
                 }
                 return ["subscribed": true]

@@ -17,11 +17,25 @@ public final class ControlConnection: Sendable {
     public let channel: any Channel
     let peerBox = Mutex<PeerCredentials?>(nil)
     let subscription = Mutex<Int?>(nil)
+    /// Events not sent because the client was not reading; reported before the next one that is.
+    let droppedEvents = Mutex<Int>(0)
 
     init(channel: any Channel) { self.channel = channel }
 
     /// Who is calling; read once when the connection opens, before its first request runs.
     public var peer: PeerCredentials? { peerBox.withLock { $0 } }
+
+    /// Pushes an event, unless the client has stopped reading: then it is counted, and the count goes
+    /// out as an `events.lost` notification once the client reads again.
+    func push(_ event: JSONRPCMessage) {
+        guard channel.isWritable else {
+            droppedEvents.withLock { $0 += 1 }
+            return
+        }
+        let lost = droppedEvents.withLock { count in defer { count = 0 }; return count }
+        if lost > 0 { send(.notification(method: "events.lost", params: ["count": .int(Int64(lost))])) }
+        send(event)
+    }
 
     func send(_ message: JSONRPCMessage) {
         let bytes = message.serializedLineBytes()
@@ -78,6 +92,12 @@ final class ControlChannelHandler: ChannelInboundHandler, RemovableChannelHandle
         }.recover { error in
             connection.send(.errorResponse(.internalError("\(error)")))
         }
+    }
+
+    /// A client that stops reading stops being read (its event stream is the one that can grow).
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {

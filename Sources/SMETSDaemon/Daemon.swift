@@ -93,6 +93,7 @@ public final class Daemon: Sendable {
         let controlPath = runtimeDirectory + "/control.sock"
         let controlBootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
             .childChannelInitializer { channel in
                 guard counter.acquire(.control) else {
                     var buffer = channel.allocator.buffer(capacity: 128)

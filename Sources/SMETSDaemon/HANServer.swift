@@ -84,6 +84,9 @@ final class HANServer: Sendable {
         return ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
+            // A rig that stops reading its answers stops being read: its requests wait in the kernel,
+            // not as answers piling up in our memory.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = HANChannelHandler(engine: engine, pool: pool, counter: counter, links: links, settings: settings,
@@ -179,6 +182,11 @@ final class HANChannelHandler: ChannelInboundHandler {
         if let attached { links.detach(context.channel, from: attached) }
         attached = nil
         context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        context.channel.setOption(.autoRead, value: context.channel.isWritable).whenFailure { _ in }
+        context.fireChannelWritabilityChanged()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
