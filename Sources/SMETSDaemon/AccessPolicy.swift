@@ -117,13 +117,27 @@ public final class AccessPolicy: Sendable {
     /// Whether a HAN link from this caller may attach to devices.
     public func mayAttach(_ role: Role) -> Bool { role == .admin || role == .rig }
 
+    // The reentrant lookups: calls run on several threads at once. The names point into `buffer`,
+    // so they are read while it is borrowed.
     static func userName(uid: UInt32) -> String? {
-        guard let entry = getpwuid(uid) else { return nil }
-        return String(cString: entry.pointee.pw_name)
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return buffer.withUnsafeMutableBufferPointer { storage -> String? in
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            guard getpwuid_r(uid, &entry, storage.baseAddress, storage.count, &result) == 0, result != nil,
+                  let name = entry.pw_name else { return nil }
+            return String(cString: name)
+        }
     }
 
     static func groupName(gid: UInt32) -> String? {
-        guard let entry = getgrgid(gid) else { return nil }
-        return String(cString: entry.pointee.gr_name)
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return buffer.withUnsafeMutableBufferPointer { storage -> String? in
+            var entry = group()
+            var result: UnsafeMutablePointer<group>?
+            guard getgrgid_r(gid, &entry, storage.baseAddress, storage.count, &result) == 0, result != nil,
+                  let name = entry.gr_name else { return nil }
+            return String(cString: name)
+        }
     }
 }
