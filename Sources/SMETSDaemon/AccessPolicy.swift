@@ -124,7 +124,7 @@ public final class AccessPolicy: Sendable {
         return buffer.withUnsafeMutableBufferPointer { storage -> String? in
             var entry = passwd()
             var result: UnsafeMutablePointer<passwd>?
-            guard getpwuid_r(uid, &entry, storage.baseAddress, storage.count, &result) == 0, result != nil,
+            guard let base = storage.baseAddress, getpwuid_r(uid, &entry, base, storage.count, &result) == 0, result != nil,
                   let name = entry.pw_name else { return nil }
             return String(cString: name)
         }
@@ -135,7 +135,7 @@ public final class AccessPolicy: Sendable {
         return buffer.withUnsafeMutableBufferPointer { storage -> String? in
             var entry = group()
             var result: UnsafeMutablePointer<group>?
-            guard getgrgid_r(gid, &entry, storage.baseAddress, storage.count, &result) == 0, result != nil,
+            guard let base = storage.baseAddress, getgrgid_r(gid, &entry, base, storage.count, &result) == 0, result != nil,
                   let name = entry.gr_name else { return nil }
             return String(cString: name)
         }
