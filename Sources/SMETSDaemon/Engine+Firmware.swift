@@ -1,9 +1,11 @@
 import Crypto
+import Dispatch
 import Foundation
 import SMETSCore
 import SMETSRPC
 import SMETSStore
 import SMETSWire
+import Synchronization
 
 /// A device's OTA state: the ZCL OTA Upgrade client attributes, the download in progress, the
 /// image it holds, and (for a Communications Hub) the images it serves as OTA server.
@@ -102,7 +104,8 @@ extension Engine {
     /// the caller answer UNSUP_CLUSTER_COMMAND.
     func otaCommand(device: Device, source: EUI64, frame: ZCLFrame, reply: @escaping @Sendable ([ZCLFrame]) -> [OutgoingZCL]) -> ZCLHandling? {
         guard frame.header.frameType == .clusterSpecific else { return nil }
-        let malformed = ZCLHandling.now(reply(Self.defaultResponse(to: frame, status: .malformedCommand)))
+        // Built only when needed: this runs for every block of every transfer.
+        var malformed: ZCLHandling { .now(reply(Self.defaultResponse(to: frame, status: .malformedCommand))) }
         let id = device.id
         if device.type.isDisplay && frame.header.direction == .serverToClient {
             switch frame.header.commandID {
@@ -241,6 +244,12 @@ extension Engine {
             let next = state.withLock { state -> Next in
                 guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
                       var firmware = state.firmware[id], var download = firmware.download, download.server == server else { return .ignore }
+                // Let go of the other references to the bytes so far (the state's and the copy's), so
+                // that appending the block grows them in place instead of copying the whole file so
+                // far on every block (quadratic: a 1 MiB image in 200-byte blocks copied 2.7 GB).
+                // Every path below stores `firmware` back.
+                state.firmware[id]?.download = nil
+                firmware.download = nil
                 let outcome = download.accept(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: offset, data: data)
                 if case .invalid(let reason) = outcome {
                     firmware.download = nil
@@ -318,6 +327,9 @@ extension Engine {
     }
 
     private func publishProgress(_ id: EUI64, server: EUI64, offset: UInt32, size: UInt32) {
+        // Not logged, so without a subscriber there is no one to tell (a hub push of 10,000 images
+        // would build a million of them).
+        guard events.hasSubscribers(for: "firmware.progress") else { return }
         events.publish("firmware.progress", device: id, time: now(), data: [
             "server": .string(server.description), "fileOffset": .int(Int64(offset)), "imageSize": .int(Int64(size)),
             "percent": .int(Int64(UInt64(offset) * 100 / UInt64(max(1, size)))),
@@ -348,7 +360,11 @@ extension Engine {
             do {
                 try state.withLock { state in
                     try store.write { tx in
-                        try tx.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time)
+                        // Most devices take an image the store already holds (a hub push to thousands):
+                        // then there is no need to hand SQLite the whole image only to skip it.
+                        if try !tx.firmwareImageExists(hash: hash) {
+                            try tx.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time)
+                        }
                         try tx.saveHeldFirmware(held, device: id, header: image.header.encoded(), signature: image.signature, at: time)
                     }
                     var firmware = firmwareState(id, in: state)
@@ -450,19 +466,26 @@ extension Engine {
         return (verdict, image)
     }
 
-    /// The model's signing key, read from its PEM file under the devices folder.
+    /// The model's signing key, read from its PEM file under the devices folder. The file is read
+    /// every time (so a changed key counts at once); the parsed key is reused while its text is the same.
     static func signingKey(for model: DeviceModel, labDirectory: String) -> SigningKey {
         guard let relative = model.signingKey, !relative.isEmpty else { return .none }
         let path = relative.hasPrefix("/") ? relative : labDirectory + "/" + relative
         guard let data = FileManager.default.contents(atPath: path), let pem = String(data: data, encoding: .utf8) else {
             return .unavailable("cannot read \(path)")
         }
+        if let cached = parsedKeys.withLock({ $0[path] }), cached.pem == pem { return .loaded(cached.verifier) }
         do {
-            return .loaded(P256Verifier(key: try P256.Signing.PublicKey(pemRepresentation: pem)))
+            let verifier = P256Verifier(key: try P256.Signing.PublicKey(pemRepresentation: pem))
+            parsedKeys.withLock { $0[path] = (pem, verifier) }
+            return .loaded(verifier)
         } catch {
             return .unavailable("\(path) is not a P-256 public key in PEM: \(error)")
         }
     }
+
+    /// Keys parsed from PEM, by path, with the text they came from.
+    private static let parsedKeys = Mutex<[String: (pem: String, verifier: P256Verifier)]>([:])
 
     /// SHA-256 of a Manufacturer Image, lowercase hex: the image's identity.
     static func imageHash(_ manufacturerImage: [UInt8]) -> String { lowerHex(SHA256.hash(data: manufacturerImage)) }
@@ -541,12 +564,31 @@ extension Engine {
             "hash": .string(hash), "fileVersion": .string(upperHex(image.header.fileVersion, width: 8)),
             "imageSize": .int(Int64(file.count)), "targets": .array(targets.map { .string($0.description) }),
         ])
-        var results: [FirmwareUpdateResult] = []
-        for target in targets {
-            results.append(push(file: file, image: image, hash: hash, to: target, activation: activation))
+        // The transfers are independent and CPU-bound (a 256 KiB image is some 2,600 frames carried
+        // in memory), so they run on as many threads as there are cores. Every occurrence of one
+        // device goes to the same thread, in the order given, so a device listed twice is still
+        // served twice one after the other; results come back in the order of `targets`.
+        let workers = max(1, min(targets.count, ProcessInfo.processInfo.activeProcessorCount, Self.maxParallelPushes))
+        var lanes = [[Int]](repeating: [], count: workers)
+        var laneOf: [EUI64: Int] = [:]
+        for (index, target) in targets.enumerated() {
+            let lane = laneOf[target] ?? (laneOf.count % workers)
+            laneOf[target] = lane
+            lanes[lane].append(index)
         }
-        return (hash, results)
+        let results = Mutex([FirmwareUpdateResult?](repeating: nil, count: targets.count))
+        let work = lanes
+        DispatchQueue.concurrentPerform(iterations: workers) { lane in
+            for index in work[lane] {
+                let result = push(file: file, image: image, hash: hash, to: targets[index], activation: activation)
+                results.withLock { $0[index] = result }
+            }
+        }
+        return (hash, results.withLock { $0.compactMap { $0 } })
     }
+
+    /// At most this many `firmware.update` transfers at once (further limited by the cores).
+    static let maxParallelPushes = 8
 
     private func push(file: [UInt8], image: OTAImage, hash: String, to id: EUI64, activation: FirmwareActivationTime) -> FirmwareUpdateResult {
         var result = FirmwareUpdateResult(device: id, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
@@ -624,6 +666,13 @@ extension Engine {
     func exchange(_ first: OutgoingZCL, between a: EUI64, and b: EUI64, limit: Int) {
         var queue = [first]
         var index = 0
+        // What relaying needs from the engine's state, and the two devices, read once here (the
+        // relay context again every `relayRefresh` frames) rather than under the lock for every
+        // frame: with transfers running side by side (`updateFirmware`), the lock is the contended
+        // resource. The OTA code takes only a device's ID and type from these copies, and checks
+        // under the lock that the device is still there.
+        var relay = relayContext()
+        let devices = state.withLock { state in [a: state.devices[a], b: state.devices[b]] }
         while index < queue.count, index < limit {
             let outgoing = queue[index]
             index += 1
@@ -631,21 +680,56 @@ extension Engine {
                 emit([outgoing])
                 continue
             }
+            if relay.age >= Self.relayRefresh { relay = relayContext() }
+            relay.age += 1
             let bytes = outgoing.frame.encoded()
-            relay(outgoing, bytes: bytes)
-            let handling = handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)
+            self.relay(outgoing, bytes: bytes, context: relay)
+            let handling = otaFastPath(outgoing, receiver: devices[outgoing.to] ?? nil)
+                ?? handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)
             switch handling {
-            case .now(let replies): queue += replies
-            case .blocking(let work): queue += work()
+            case .now(let replies):
+                queue += replies
+            case .blocking(let work):
+                queue += work()
+                relay.age = Self.relayRefresh  // a durable step took a while: read the clock again
             }
         }
     }
 
-    private func relay(_ outgoing: OutgoingZCL, bytes: [UInt8]) {
-        let (sink, time) = state.withLock { ($0.frameSink, $0.clock.now(real: realNow())) }
+    /// How many frames `exchange` relays on one reading of the clock, the frame sink and whether
+    /// anyone subscribed to `han.frame` (a subscription or a clock change counts from the next reading).
+    static let relayRefresh = 64
+
+    struct RelayContext {
+        var sink: (@Sendable (OutgoingZCL) -> Void)?
+        var clock: VirtualClock
+        var publishFrames: Bool
+        var age = 0
+    }
+
+    private func relayContext() -> RelayContext {
+        let (sink, clock) = state.withLock { ($0.frameSink, $0.clock) }
+        return RelayContext(sink: sink, clock: clock, publishFrames: events.hasSubscribers(for: "han.frame"))
+    }
+
+    /// An OTA cluster command between the two devices of `exchange`, handed to the receiver's OTA
+    /// code as the frame it already is: what `handleZCL` would do with its bytes (both a display
+    /// and a hub serve the OTA cluster on the Smart Energy profile), without decoding again the
+    /// frame just encoded. Nil for anything else, which takes the general path.
+    private func otaFastPath(_ outgoing: OutgoingZCL, receiver: Device?) -> ZCLHandling? {
+        guard outgoing.cluster == ZCLClusterID.otaUpgrade, outgoing.frame.header.frameType == .clusterSpecific,
+              let receiver, Self.serves(receiver.type, cluster: ZCLClusterID.otaUpgrade) else { return nil }
+        let (to, from, cluster) = (outgoing.to, outgoing.from, outgoing.cluster)
+        return otaCommand(device: receiver, source: from, frame: outgoing.frame) { frames in
+            frames.map { OutgoingZCL(from: to, to: from, cluster: cluster, frame: $0) }
+        }
+    }
+
+    private func relay(_ outgoing: OutgoingZCL, bytes: [UInt8], context: RelayContext) {
+        let time = context.clock.now(real: realNow())
         traces.record(outgoing.from, TracedFrame(time: time, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
         traces.record(outgoing.to, TracedFrame(time: time, direction: "in", peer: outgoing.from, cluster: outgoing.cluster, zcl: bytes))
-        if events.hasSubscribers(for: "han.frame") {
+        if context.publishFrames {
             for (device, direction, peer) in [(outgoing.from, "out", outgoing.to), (outgoing.to, "in", outgoing.from)] {
                 var data = FrameNames.describe(cluster: outgoing.cluster, zcl: bytes)
                 data["direction"] = .string(direction)
@@ -653,7 +737,7 @@ extension Engine {
                 events.publish("han.frame", device: device, time: time, data: data, log: false)
             }
         }
-        sink?(outgoing)
+        context.sink?(outgoing)
     }
 
     // MARK: activation
@@ -695,18 +779,20 @@ extension Engine {
         if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
             return refuse(.activationFailure, refusal)
         }
-        guard try store.read({ try $0.firmwareImageExists(hash: held.hash) }) else {
-            return refuse(.activationFailure, "the image \(held.hash) is no longer in the store")
-        }
         let before = device
         device.firmwareVersion = held.fileVersion
         device.status = HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: state.lab.cpl, regime: state.lab.regime)
         let updated = device
-        try store.write { tx in
+        // The image must still be stored: checked in the transaction that activates (one
+        // transaction, not a read and then a write; nothing is written when it is gone).
+        let stored = try store.write { tx -> Bool in
+            guard try tx.firmwareImageExists(hash: held.hash) else { return false }
             try tx.save(updated, origin: .api)
             try tx.deleteHeldFirmware(device: id)
             try also?(tx)
+            return true
         }
+        guard stored else { return refuse(.activationFailure, "the image \(held.hash) is no longer in the store") }
         state.devices[id] = updated
         var firmware = DeviceFirmwareState()
         firmware.serving = state.firmware[id]?.serving ?? [:]

@@ -66,12 +66,17 @@ extension Engine {
         if due <= now {
             cleared = try state.withLock { state in
                 let result = try store.write { tx -> [EUI64: [DataCategory: Int]] in
-                    var result: [EUI64: [DataCategory: Int]] = [:]
                     for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
-                    for (id, categories, _) in plans { result[id] = try tx.clear(categories, device: id) }
+                    var clearing = plans.map { (device: $0.0, categories: $0.1) }
                     // The meters' copies of the messages they sent the old occupant go too.
                     if control & (1 << UInt32(DataCategory.supplierMessages.tenancyControlBit)) != 0 {
-                        for meter in meters { _ = try tx.clear([.supplierMessages], device: meter) }
+                        clearing += meters.map { (device: $0, categories: [DataCategory.supplierMessages]) }
+                    }
+                    // Every device of the call in this one transaction, table by table (see `clear`).
+                    let removed = try tx.clear(clearing)
+                    var result: [EUI64: [DataCategory: Int]] = [:]
+                    for (id, categories, _) in plans {
+                        result[id] = Dictionary(uniqueKeysWithValues: categories.map { ($0, removed[id]?[$0] ?? 0) })
                     }
                     return result
                 }
