@@ -34,13 +34,35 @@ final class FrameTraces: Sendable {
         var inOrder: [TracedFrame] { Array(frames[oldest...] + frames[..<oldest]) }
     }
 
-    private let rings = Mutex<[EUI64: Ring]>([:])
-
-    func record(_ device: EUI64, _ frame: TracedFrame) {
-        rings.withLock { $0[device, default: Ring()].append(frame) }
+    struct Rings {
+        var byDevice: [EUI64: Ring] = [:]
+        /// Devices in the order their rings were made, so the oldest is dropped first.
+        var order: [EUI64] = []
+        var dropped = 0
     }
 
-    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0[device]?.inOrder ?? [] } }
+    private let rings = Mutex(Rings())
+    /// How many devices keep a trace at once: a hub push to thousands of devices must not keep
+    /// 200 frames of each forever.
+    let maxDevices: Int
+
+    init(maxDevices: Int = 2048) { self.maxDevices = maxDevices }
+
+    func record(_ device: EUI64, _ frame: TracedFrame) {
+        rings.withLock { rings in
+            if rings.byDevice[device] == nil {
+                rings.order.append(device)
+                if rings.order.count - rings.dropped > maxDevices {
+                    rings.byDevice[rings.order[rings.dropped]] = nil
+                    rings.dropped += 1
+                    if rings.dropped > 4096 { rings.order.removeFirst(rings.dropped); rings.dropped = 0 }
+                }
+            }
+            rings.byDevice[device, default: Ring()].append(frame)
+        }
+    }
+
+    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0.byDevice[device]?.inOrder ?? [] } }
 }
 
 extension Engine {

@@ -36,7 +36,7 @@ public final class Engine: Sendable {
     let state: Mutex<State>
     public let startedAt: Timestamp
     let realNow: @Sendable () -> Timestamp
-    let traces = FrameTraces()
+    let traces: FrameTraces
 
     static let rolloverJob = "daily-rollover"
 
@@ -47,6 +47,7 @@ public final class Engine: Sendable {
         self.logger = logger
         self.realNow = realNow
         self.startedAt = realNow()
+        self.traces = FrameTraces(maxDevices: lab.settings.maxTracedDevices)
         var initial = State(lab: lab)
         let realStart = startedAt
         let (devices, jobs, offset) = try store.write { tx -> ([Device], [ScheduledJob], Int64) in

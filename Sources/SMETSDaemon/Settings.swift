@@ -25,6 +25,8 @@ public struct Settings: Sendable, Codable, Hashable {
     public var maxImageBytes = 16 << 20
     /// Days of history back-filled for the lab's displays when the state is first created.
     public var seedHistoryDays = 14
+    /// How many devices keep a `han.trace` ring (200 frames each) at once; the oldest goes first.
+    public var maxTracedDevices = 2048
     /// Permissions of the socket files, octal (0660: owner and group may connect).
     public var socketMode = "0660"
     /// The group that owns the socket files (and may connect), if any.
@@ -48,6 +50,7 @@ public struct Settings: Sendable, Codable, Hashable {
         historyDays = try c.decodeIfPresent(Int.self, forKey: .historyDays) ?? defaults.historyDays
         maxImageBytes = try c.decodeIfPresent(Int.self, forKey: .maxImageBytes) ?? defaults.maxImageBytes
         seedHistoryDays = try c.decodeIfPresent(Int.self, forKey: .seedHistoryDays) ?? defaults.seedHistoryDays
+        maxTracedDevices = try c.decodeIfPresent(Int.self, forKey: .maxTracedDevices) ?? defaults.maxTracedDevices
         socketMode = try c.decodeIfPresent(String.self, forKey: .socketMode) ?? defaults.socketMode
         socketGroup = try c.decodeIfPresent(String.self, forKey: .socketGroup)
     }
@@ -68,6 +71,7 @@ public struct Settings: Sendable, Codable, Hashable {
         check("historyDays", historyDays, 1...3650)
         check("maxImageBytes", maxImageBytes, 1024...(256 << 20))
         check("seedHistoryDays", seedHistoryDays, 0...400)
+        check("maxTracedDevices", maxTracedDevices, 1...1_000_000)
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
         return found
