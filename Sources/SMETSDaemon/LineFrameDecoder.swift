@@ -22,11 +22,11 @@ struct LineFrameDecoder: ByteToMessageDecoder {
         }
         let length = newline - view.startIndex
         if length > maxLineBytes { throw LineTooLong(limit: maxLineBytes) }
-        var line = buffer.readSlice(length: length)!
+        guard var line = buffer.readSlice(length: length) else { return .needMoreData }
         buffer.moveReaderIndex(forwardBy: 1)
         scanned = 0
         if line.readableBytes > 0, line.getInteger(at: line.writerIndex - 1, as: UInt8.self) == 0x0D {
-            line = line.getSlice(at: line.readerIndex, length: line.readableBytes - 1)!
+            line.moveWriterIndex(to: line.writerIndex - 1)
         }
         context.fireChannelRead(wrapInboundOut(line))
         return .continue
