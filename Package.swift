@@ -62,6 +62,10 @@ let package = Package(
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
+        .testTarget(name: "SMETSDaemonTests", dependencies: [
+            "SMETSDaemon", "SMETSCore", "SMETSStore",
+            .product(name: "Logging", package: "swift-log"),
+        ], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
     ]

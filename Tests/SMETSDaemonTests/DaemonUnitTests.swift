@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+import SMETSCore
+@testable import SMETSDaemon
+import SMETSStore
+import Testing
+
+/// Pieces of the daemon that need no socket: the method table against the docs, traces, UTRNs.
+struct DaemonUnitTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+
+    static func router() throws -> (ControlRouter, String) {
+        let state = FileManager.default.temporaryDirectory.appendingPathComponent("smetsd-unit-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+        let lab = try LabLoader.load(directory: root + "/devices")
+        let logger = Logger(label: "test")
+        let engine = try Engine(store: try StateStore(directory: state), lab: lab, events: EventHub(logger: logger), logger: logger)
+        let info = DaemonInfo(pid: 1, statePath: state, runtimeDirectory: state, counter: ConnectionCounter(maxControl: 1, maxHAN: 1))
+        return (ControlRouter(engine: engine, daemon: info, access: AccessPolicy(), logger: logger), state)
+    }
+
+    @Test func everyControlMethodIsDocumentedAndInTheAccessMatrix() throws {
+        let (router, state) = try Self.router()
+        defer { try? FileManager.default.removeItem(atPath: state) }
+        let reference = try ["control-api.md", "firmware.md"].map { try String(contentsOfFile: Self.root + "/docs/" + $0, encoding: .utf8) }.joined()
+        let matrix = try String(contentsOfFile: Self.root + "/docs/access.md", encoding: .utf8)
+        #expect(router.methodNames.count >= 25)
+        for method in router.methodNames {
+            #expect(reference.contains("### \(method)"), "docs have no section for \(method)")
+            #expect(matrix.contains(method), "the access matrix does not list \(method)")
+        }
+    }
+
+    @Test func rolesSeeWhatTheMatrixSays() {
+        let policy = AccessPolicy()
+        #expect(policy.refusal(method: "clock.set", role: .admin) == nil)
+        #expect(policy.refusal(method: "clock.set", role: .rig) != nil)
+        #expect(policy.refusal(method: "han.send", role: .rig) == nil)
+        #expect(policy.refusal(method: "assets.list", role: .map("MAP-ALPHA")) == nil)
+        #expect(policy.refusal(method: "devices.list", role: .manufacturer("1234")) != nil)
+        #expect(policy.refusal(method: "daemon.status", role: .anonymous) == nil)
+        #expect(policy.refusal(method: "assets.list", role: .anonymous) != nil)
+        #expect(Role(text: "manufacturer:12") == nil, "a manufacturer ID is 4 hex digits")
+        #expect(Role(text: "map:MAP-ALPHA") == .map("MAP-ALPHA"))
+        #expect(policy.role(for: PeerCredentials(pid: 1, uid: 0, gid: 0)) == .admin)
+        #expect(policy.role(for: nil) == .anonymous)
+    }
+
+    @Test func tracesKeepTheLastFramesOfTheNewestDevices() {
+        let traces = FrameTraces(maxDevices: 3)
+        func frame(_ n: Int) -> TracedFrame { TracedFrame(time: Timestamp(unixMillis: Int64(n)), direction: "in", peer: EUI64(1), cluster: 0, zcl: [UInt8(n % 256)]) }
+        for n in 0..<(FrameTraces.perDevice + 5) { traces.record(EUI64(100), frame(n)) }
+        let kept = traces.frames(EUI64(100))
+        #expect(kept.count == FrameTraces.perDevice)
+        #expect(kept.first?.time.unixMillis == 5, "the oldest frames go first")
+        #expect(kept.last?.time.unixMillis == Int64(FrameTraces.perDevice + 4))
+        for device in 101...103 { traces.record(EUI64(UInt64(device)), frame(device)) }
+        #expect(traces.frames(EUI64(100)).isEmpty, "the oldest device's ring goes when a fourth device is traced")
+        #expect(traces.frames(EUI64(103)).count == 1)
+    }
+
+    @Test func utrnsAreTwentyDigitsWithTheValueInTheLastFive() {
+        #expect(UTRN.value(of: Array("12345678901234500150".utf8)) == 150)
+        #expect(UTRN.value(of: Array("00000000000000099999".utf8)) == 99999)
+        #expect(UTRN.value(of: Array("1234567890123450015".utf8)) == nil)
+        #expect(UTRN.value(of: Array("1234567890123450015X".utf8)) == nil)
+        #expect(UTRN.value(of: []) == nil)
+    }
+}
