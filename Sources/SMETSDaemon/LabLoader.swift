@@ -60,32 +60,27 @@ public enum LabLoader {
             problems.append("\(cplPath): cannot read the Central Products List; create it with the header \(CPL.header)")
         }
 
-        var settings = Settings()
-        let settingsPath = base.appendingPathComponent("smetsd.json").path
-        if FileManager.default.fileExists(atPath: settingsPath) {
-            switch decode(Settings.self, path: settingsPath) {
-            case .success(let loaded):
-                settings = loaded
-                problems += loaded.problems().map { "\(settingsPath): \($0)" }
-            case .failure(let problem):
-                problems.append(problem.text)
-            }
-        }
-
-        var access = AccessConfiguration()
-        let accessPath = base.appendingPathComponent("access.json").path
-        if FileManager.default.fileExists(atPath: accessPath) {
-            switch decode(AccessConfiguration.self, path: accessPath) {
-            case .success(let loaded):
-                access = loaded
-                problems += loaded.problems().map { "\(accessPath): \($0)" }
-            case .failure(let problem):
-                problems.append(problem.text)
-            }
-        }
+        let settings = optional("smetsd.json", in: base, default: Settings(), problems: &problems) { $0.problems() }
+        let access = optional("access.json", in: base, default: AccessConfiguration(), problems: &problems) { $0.problems() }
 
         guard problems.isEmpty else { throw LabLoadError(problems: problems) }
         return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings, access: access)
+    }
+
+    /// An optional JSON file of the devices folder: `fallback` when absent, else the decoded value,
+    /// with its decoding error or its own `check` problems added to `problems`.
+    static func optional<T: Decodable>(_ name: String, in base: URL, default fallback: T, problems: inout [String],
+                                       check: (T) -> [String]) -> T {
+        let path = base.appendingPathComponent(name).path
+        guard FileManager.default.fileExists(atPath: path) else { return fallback }
+        switch decode(T.self, path: path) {
+        case .success(let loaded):
+            problems += check(loaded).map { "\(path): \($0)" }
+            return loaded
+        case .failure(let problem):
+            problems.append(problem.text)
+            return fallback
+        }
     }
 
     /// Decodes a JSON file, turning Foundation's errors into one line naming the file, the key path

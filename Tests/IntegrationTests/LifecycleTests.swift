@@ -43,6 +43,8 @@ import Glibc
         text = text.replacingOccurrences(of: "\"acme-esme\"", with: "\"acme-esmee\"")
         try text.write(toFile: labFile, atomically: true, encoding: .utf8)
         try "manufacturer_id,model_id\n".write(toFile: lab + "/cpl.csv", atomically: true, encoding: .utf8)
+        try #"{"maxLinksPerDevice": 0}"#.write(toFile: lab + "/smetsd.json", atomically: true, encoding: .utf8)
+        try #"{"roles": {"uid:5": "boss"}}"#.write(toFile: lab + "/access.json", atomically: true, encoding: .utf8)
         let daemon = DaemonHarness(lab: lab)
         try daemon.start(waitReady: false)
         daemon.process.waitUntilExit()
@@ -51,6 +53,8 @@ import Glibc
         #expect(log.contains("lab.json: premises[0].devices[1].model: unknown model 'acme-esmee'"))
         #expect(log.contains("add devices/models/acme-esmee.json"))
         #expect(log.contains("cpl.csv: line 1: the first row must be the header"))
+        #expect(log.contains("smetsd.json: maxLinksPerDevice: 0 is outside 1...1024"))
+        #expect(log.contains("access.json: roles.uid:5: 'boss' is not a role"))
     }
 
     @Test func sighupReloadsTheLabAndKeepsConnections() throws {
