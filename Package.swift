@@ -22,6 +22,9 @@ let package = Package(
         .target(name: "SMETSCore", swiftSettings: strict),
         // Bytes in and out: HAN link frames, ZCL, OTA images. Total parsers, no I/O.
         .target(name: "SMETSWire", dependencies: ["SMETSCore"], swiftSettings: strict),
+        // What the hardware does: one value-type state machine per behaviour (HAN link, OTA client and
+        // server, prepayment, messaging and display data, tenancy), input in -> actions out. No I/O.
+        .target(name: "SMETSDevices", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -40,7 +43,7 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSRPC", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -60,6 +63,7 @@ let package = Package(
         .executableTarget(name: "smetsbench", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
+        .testTarget(name: "SMETSDevicesTests", dependencies: ["SMETSDevices", "SMETSCore", "SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
         .testTarget(name: "SMETSDaemonTests", dependencies: [
