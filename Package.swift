@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // The domain: devices, identity, CPL, MP202, tenancy and firmware rules. No I/O.
@@ -48,6 +49,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "HashTreeCollections", package: "swift-collections"),
         ], swiftSettings: strict),
         .executableTarget(name: "smetsd", dependencies: [
             "SMETSDaemon", "SystemdKit",

@@ -123,11 +123,11 @@ extension Engine {
     }
 
     private func publishFrame(device: EUI64, direction: String, peer: EUI64, cluster: UInt16, zcl: [UInt8], now: Timestamp) {
-        guard events.hasSubscribers(for: "han.frame") else { return }
+        guard events.hasSubscribers(for: .hanFrame) else { return }
         var data = FrameNames.describe(cluster: cluster, zcl: zcl)
         data["direction"] = .string(direction)
         data["peer"] = .string(peer.description)
-        events.publish("han.frame", device: device, time: now, data: data, log: false)
+        events.publish(.hanFrame, device: device, time: now, data: data, log: false)
     }
 
     public func trace(_ device: EUI64, limit: Int) -> [JSONValue] {

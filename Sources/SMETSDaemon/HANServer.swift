@@ -232,7 +232,7 @@ final class HANChannelHandler: ChannelInboundHandler {
         }
         let role = access.role(for: peer)
         guard access.mayAttach(role) else {
-            engine.events.publish("access.refused", time: engine.now(), data: [
+            engine.events.publish(.accessRefused, time: engine.now(), data: [
                 "method": "han.attach", "role": .string(role.description), "caller_uid": .string(peer.map { String($0.uid) } ?? "unknown"),
             ], level: .warning, message: "refused a HAN link")
             fail(context: context, .notAuthorised, "the \(role.kind) role may not attach to devices; ask the lab operator for the rig role")
@@ -268,7 +268,7 @@ final class HANChannelHandler: ChannelInboundHandler {
                                  manufacturerCode: model?.manufacturer.numericCode ?? 0, imageType: model?.numericImageType ?? 0,
                                  currentFileVersion: engine.presentedFirmware(of: device).rawValue)
         send(.welcome(welcome), context: context)
-        engine.events.publish("han.attached", device: target, time: engine.now(), data: ["rig": .string(hello.rigNode.description)], level: .debug)
+        engine.events.publish(.hanAttached, device: target, time: engine.now(), data: ["rig": .string(hello.rigNode.description)], level: .debug)
     }
 
     private func dispatch(_ data: HANData, device: EUI64, context: ChannelHandlerContext) {
