@@ -26,6 +26,9 @@ let package = Package(
         // What the hardware does: one value-type state machine per behaviour (HAN link, OTA client and
         // server, prepayment, messaging and display data, tenancy), input in -> actions out. No I/O.
         .target(name: "SMETSDevices", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
+        // What the DCC decides: the Smart Metering Inventory's view, the CPL under a regime, MP202
+        // Requirement 7, service-request eligibility. No device internals, no I/O.
+        .target(name: "SMETSDCC", dependencies: ["SMETSCore"], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -44,7 +47,7 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSRPC", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -66,6 +69,7 @@ let package = Package(
         .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDevicesTests", dependencies: ["SMETSDevices", "SMETSCore", "SMETSWire"], swiftSettings: strict),
+        .testTarget(name: "SMETSDCCTests", dependencies: ["SMETSDCC", "SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
         .testTarget(name: "SMETSDaemonTests", dependencies: [
