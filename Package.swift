@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-collections", from: "1.6.0"),
     ],
     targets: [
         // The domain: devices, identity, CPL, MP202, tenancy and firmware rules. No I/O.
@@ -25,6 +26,9 @@ let package = Package(
         // What the hardware does: one value-type state machine per behaviour (HAN link, OTA client and
         // server, prepayment, messaging and display data, tenancy), input in -> actions out. No I/O.
         .target(name: "SMETSDevices", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
+        // What the DCC decides: the Smart Metering Inventory's view, the CPL under a regime, MP202
+        // Requirement 7, service-request eligibility. No device internals, no I/O.
+        .target(name: "SMETSDCC", dependencies: ["SMETSCore"], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -43,11 +47,12 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSRPC", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "HashTreeCollections", package: "swift-collections"),
         ], swiftSettings: strict),
         .executableTarget(name: "smetsd", dependencies: [
             "SMETSDaemon", "SystemdKit",
@@ -64,6 +69,7 @@ let package = Package(
         .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDevicesTests", dependencies: ["SMETSDevices", "SMETSCore", "SMETSWire"], swiftSettings: strict),
+        .testTarget(name: "SMETSDCCTests", dependencies: ["SMETSDCC", "SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
         .testTarget(name: "SMETSDaemonTests", dependencies: [

@@ -18,6 +18,17 @@ public struct CPLEntry: Hashable, Sendable {
     /// Under the interim regime, the real firmware version this fictitious SMETS1 row stands for.
     public var fictitiousFor: FirmwareVersion?
 
+    /// What identifies a row: two rows with the same key are duplicates.
+    public struct Key: Hashable, Sendable {
+        var manufacturerId: String, modelId: String, hardwareVersion: UInt16, firmwareVersion: FirmwareVersion
+        var deviceType: DeviceType, smetsVersion: SMETSVersion
+    }
+
+    public var key: Key {
+        Key(manufacturerId: manufacturerId, modelId: modelId, hardwareVersion: hardwareVersion, firmwareVersion: firmwareVersion,
+            deviceType: deviceType, smetsVersion: smetsVersion)
+    }
+
     public init(manufacturerId: String, modelId: String, hardwareVersion: UInt16, firmwareVersion: FirmwareVersion,
                 smetsVersion: SMETSVersion, gbcsVersion: String, deviceType: DeviceType, fictitiousFor: FirmwareVersion? = nil) {
         self.manufacturerId = manufacturerId.uppercased(); self.modelId = modelId.uppercased()
@@ -44,6 +55,7 @@ public struct CPL: Hashable, Sendable {
     /// Parses `cpl.csv` (the header above, then one row per entry; `#` lines and blank lines ignored).
     public static func parse(csv: String) throws(CPLParseError) -> CPL {
         var entries: [CPLEntry] = []
+        var lineOf: [CPLEntry.Key: Int] = [:]
         var sawHeader = false
         // "\r\n" is one Character in Swift, so CRLF lines must be split on it explicitly.
         for (index, rawLine) in csv.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
@@ -86,11 +98,30 @@ public struct CPL: Hashable, Sendable {
                 }
                 fictitiousFor = real
             }
-            entries.append(CPLEntry(manufacturerId: fields[0], modelId: fields[1], hardwareVersion: hardware,
-                                    firmwareVersion: firmware, smetsVersion: smets, gbcsVersion: fields[5],
-                                    deviceType: type, fictitiousFor: fictitiousFor))
+            let entry = CPLEntry(manufacturerId: fields[0], modelId: fields[1], hardwareVersion: hardware,
+                                 firmwareVersion: firmware, smetsVersion: smets, gbcsVersion: fields[5],
+                                 deviceType: type, fictitiousFor: fictitiousFor)
+            if let earlier = lineOf[entry.key] {
+                throw CPLParseError(line: lineNumber, message: "duplicate of line \(earlier): the same manufacturer, model, hardware version, "
+                    + "firmware version, device type and SMETS version; a CPL row is identified by all six")
+            }
+            lineOf[entry.key] = lineNumber
+            entries.append(entry)
         }
         guard sawHeader else { throw CPLParseError(line: 1, message: "empty CPL; the first row must be the header: \(header)") }
+        // SEC Appendix Z 3.13(b): a fictitious version must differ from every real version of the model,
+        // or the inventory could not tell them apart.
+        for entry in entries where entry.fictitiousFor != nil {
+            let clash = entries.first {
+                $0.fictitiousFor == nil && $0.manufacturerId == entry.manufacturerId && $0.modelId == entry.modelId
+                    && $0.firmwareVersion == entry.firmwareVersion
+            }
+            if let clash {
+                throw CPLParseError(line: lineOf[entry.key] ?? 0, message: "fictitious firmware version \(entry.firmwareVersion.hex) is also a real "
+                    + "version of model \(entry.manufacturerId)/\(entry.modelId) (line \(lineOf[clash.key] ?? 0)); a fictitious version must differ "
+                    + "from every real one (SEC Appendix Z 3.13(b))")
+            }
+        }
         return CPL(entries: entries)
     }
 
@@ -102,7 +133,7 @@ public struct CPL: Hashable, Sendable {
         guard regime == .interim, mode == .smets1, model.isDualMode else { return firmware }
         let row = entries.first {
             $0.manufacturerId == model.manufacturer.code.uppercased() && $0.modelId == model.modelId.uppercased()
-                && $0.smetsVersion == .smets1 && $0.fictitiousFor == firmware
+                && $0.deviceType == model.type && $0.smetsVersion == .smets1 && $0.fictitiousFor == firmware
         }
         return row?.firmwareVersion ?? firmware
     }
@@ -115,7 +146,7 @@ public struct CPL: Hashable, Sendable {
         return entries.contains {
             $0.manufacturerId == model.manufacturer.code.uppercased() && $0.modelId == model.modelId.uppercased()
                 && $0.hardwareVersion == model.hardwareVersion && $0.firmwareVersion == presented
-                && $0.smetsVersion == version
+                && $0.deviceType == model.type && $0.smetsVersion == version
                 && ($0.fictitiousFor != nil) == wantsFictitious
         }
     }

@@ -56,12 +56,16 @@ public struct JoinOutcome: Hashable, Sendable {
     /// The inventory statuses the device passed through, in order.
     public var transitions: [InventoryStatus]
     public var presentedFirmware: FirmwareVersion
+
+    public init(device: Device, transitions: [InventoryStatus], presentedFirmware: FirmwareVersion) {
+        self.device = device; self.transitions = transitions; self.presentedFirmware = presentedFirmware
+    }
 }
 
 /// Joining and leaving the HAN: pure decisions over values the daemon looks up.
 public enum HANMembership {
     public static let joinableTypes: Set<DeviceType> = [.ppmid, .ihd, .esme, .gsme, .gpf, .hcalcs]
-    static let joinableStatuses: Set<InventoryStatus> = [.whitelisted, .installedNotCommissioned, .commissioned, .suspended]
+    public static let joinableStatuses: Set<InventoryStatus> = [.whitelisted, .installedNotCommissioned, .commissioned, .suspended]
 
     /// Decides a join. The hub's SMETS version decides the mode (MP202); the device moves
     /// Whitelisted -> InstalledNotCommissioned -> Commissioned when the identity it then presents is

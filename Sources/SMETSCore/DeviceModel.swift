@@ -26,6 +26,17 @@ public struct DeviceModel: Hashable, Sendable, Codable {
     public var signingKey: String?
     /// What the device keeps for the occupant (displays only).
     public var keeps: [DataCategory]
+    /// What it clears at a Change of Tenancy, of what it keeps; nil: everything it keeps. What a
+    /// device adds beyond SMETS (top-up history, debt recovery) is a matter for the supplier and the
+    /// manufacturer (SECMP0056), so a model may keep it and still not clear it.
+    public var clears: [DataCategory]?
+    /// The technical specification the device was built to, e.g. `IHDTS v5.0` or `PPMIDTS v4.2`:
+    /// Change of Tenancy clearing came with version 5.0 (SECMP0056, the implementation table), so a
+    /// display built to an earlier one ignores PublishChangeOfTenancy. Nil: the current version.
+    public var technicalSpecification: String?
+    /// Whether the device has the OTA Upgrade cluster. IHD firmware cannot be upgraded and displays
+    /// already in the field lack OTA (SECMP0056, the table's footnotes); nil: PPMIDs and hubs do, IHDs do not.
+    public var ota: Bool?
     public var downgradeAllowed: Bool
     /// The largest Image Block Response data size the device asks for.
     public var maxImageBlockBytes: Int
@@ -37,8 +48,10 @@ public struct DeviceModel: Hashable, Sendable, Codable {
         key: String, type: DeviceType, manufacturer: Manufacturer, modelId: String, modelName: String,
         hardwareVersion: UInt16, firmwareVersion: FirmwareVersion, otaImageType: String,
         smetsVersions: [SMETSVersion], signingKey: String? = nil, keeps: [DataCategory] = [],
-        downgradeAllowed: Bool = false, maxImageBlockBytes: Int = 64, powerSource: UInt8 = 1, dateCode: String = ""
+        downgradeAllowed: Bool = false, maxImageBlockBytes: Int = 64, powerSource: UInt8 = 1, dateCode: String = "",
+        clears: [DataCategory]? = nil, technicalSpecification: String? = nil, ota: Bool? = nil
     ) {
+        self.clears = clears; self.technicalSpecification = technicalSpecification; self.ota = ota
         self.key = key; self.type = type; self.manufacturer = manufacturer; self.modelId = modelId
         self.modelName = modelName; self.hardwareVersion = hardwareVersion; self.firmwareVersion = firmwareVersion
         self.otaImageType = otaImageType; self.smetsVersions = smetsVersions; self.signingKey = signingKey
@@ -49,6 +62,7 @@ public struct DeviceModel: Hashable, Sendable, Codable {
     enum CodingKeys: String, CodingKey {
         case key, type, manufacturer, modelId, modelName, hardwareVersion, firmwareVersion, otaImageType
         case smetsVersions, signingKey, keeps, downgradeAllowed, maxImageBlockBytes, powerSource, dateCode
+        case clears, technicalSpecification, ota
     }
 
     public init(from decoder: any Decoder) throws {
@@ -68,6 +82,9 @@ public struct DeviceModel: Hashable, Sendable, Codable {
         maxImageBlockBytes = try c.decodeIfPresent(Int.self, forKey: .maxImageBlockBytes) ?? 64
         powerSource = try c.decodeIfPresent(UInt8.self, forKey: .powerSource) ?? 1
         dateCode = try c.decodeIfPresent(String.self, forKey: .dateCode) ?? ""
+        clears = try c.decodeIfPresent([DataCategory].self, forKey: .clears)
+        technicalSpecification = try c.decodeIfPresent(String.self, forKey: .technicalSpecification)
+        ota = try c.decodeIfPresent(Bool.self, forKey: .ota)
     }
 
     /// A dual-mode ("bilingual") PPMID (MP202): a PPMID model that works in both SMETS versions. Only these
@@ -75,6 +92,32 @@ public struct DeviceModel: Hashable, Sendable, Codable {
     public var isDualMode: Bool { type == .ppmid && smetsVersions.contains(.smets1) && smetsVersions.contains(.smets2) }
     public var numericImageType: UInt16 { UInt16(otaImageType, radix: 16) ?? 0 }
     public var keepsSet: Set<DataCategory> { Set(keeps) }
+
+    /// Whether the device has the OTA Upgrade cluster (see ``ota``).
+    public var hasOTA: Bool { ota ?? (type != .ihd) }
+
+    /// The version of ``technicalSpecification`` as (major, minor), nil when there is none or it
+    /// cannot be read (then the model is taken to be current).
+    public var specificationVersion: (major: Int, minor: Int)? {
+        guard let text = technicalSpecification, let v = text.split(separator: " ").last.map({ $0.drop { $0 == "v" || $0 == "V" } }) else { return nil }
+        let parts = v.split(separator: ".")
+        guard let major = parts.first.flatMap({ Int($0) }) else { return nil }
+        return (major, parts.count > 1 ? Int(parts[1]) ?? 0 : 0)
+    }
+
+    /// Whether the device acts on PublishChangeOfTenancy: displays built to IHDTS / PPMIDTS v5.0 or
+    /// later (SECMP0056); earlier ones ignore it.
+    public var handlesChangeOfTenancy: Bool {
+        guard type.isDisplay else { return false }
+        guard let version = specificationVersion else { return true }
+        return version.major >= 5
+    }
+
+    /// What the device clears at a Change of Tenancy, of what it keeps.
+    public var clearsSet: Set<DataCategory> {
+        guard handlesChangeOfTenancy else { return [] }
+        return clears.map(Set.init)?.intersection(keepsSet) ?? keepsSet
+    }
 
     /// Problems a loaded model has, each a sentence naming the key and the fix.
     public func problems() -> [String] {
@@ -91,6 +134,15 @@ public struct DeviceModel: Hashable, Sendable, Codable {
         if smetsVersions.isEmpty { found.append("smetsVersions: list at least one of SMETS1, SMETS2+") }
         if !(1...255).contains(maxImageBlockBytes) { found.append("maxImageBlockBytes: must be 1...255, the ZCL data size field is a u8") }
         if !type.isDisplay && !keeps.isEmpty { found.append("keeps: only PPMID and IHD models keep occupant data; remove it") }
+        if let clears, !Set(clears).isSubset(of: keepsSet) {
+            found.append("clears: \(Set(clears).subtracting(keepsSet).map(\.rawValue).sorted().joined(separator: ", ")) not in keeps; a device clears only what it keeps")
+        }
+        if let spec = technicalSpecification, specificationVersion == nil {
+            found.append("technicalSpecification: '\(spec)' must end in a version, e.g. IHDTS v5.0")
+        }
+        if ota == true && type == .ihd {
+            found.append("ota: IHD firmware upgrades are not possible (SECMP0056); remove it")
+        }
         return found
     }
 }

@@ -289,6 +289,11 @@ extension ControlRouter {
             ControlMethod(name: "events.subscribe") { params, call in
                 let connection = call.connection
                 let types = try params.stringList("types").map(Set.init)
+                // A misspelt type would subscribe to nothing, silently: name it instead.
+                let unknown = (types ?? []).subtracting(EventType.allCases.map(\.rawValue)).sorted()
+                guard unknown.isEmpty else {
+                    throw JSONRPCError.invalidParams("unknown event types \(unknown.joined(separator: ", ")); known: \(EventType.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
                 connection.subscription.withLock { current in
                     if let current { engine.events.unsubscribe(current) }
                     current = engine.events.subscribe(types: types) { event in

@@ -112,19 +112,20 @@ final class ControlChannelHandler: ChannelInboundHandler, RemovableChannelHandle
 public final class ConnectionCounter: Sendable {
     public enum Kind: Sendable { case control, han }
     private let counts = Mutex<(control: Int, han: Int)>((0, 0))
-    let limits: (control: Int, han: Int)
 
-    init(maxControl: Int, maxHAN: Int) { limits = (maxControl, maxHAN) }
+    init() {}
 
-    /// Takes a slot; false when the kind is at its limit.
-    func acquire(_ kind: Kind) -> Bool {
+    /// Takes a slot; false when the kind is at its limit in `limits` (the settings the new
+    /// connection is accepted under). Lowering a limit closes nothing: open connections stay and
+    /// new ones are refused until the count is below it.
+    func acquire(_ kind: Kind, under limits: Settings) -> Bool {
         counts.withLock { counts in
             switch kind {
             case .control:
-                guard counts.control < limits.control else { return false }
+                guard counts.control < limits.maxControlConnections else { return false }
                 counts.control += 1
             case .han:
-                guard counts.han < limits.han else { return false }
+                guard counts.han < limits.maxHANConnections else { return false }
                 counts.han += 1
             }
             return true

@@ -75,8 +75,8 @@ public final class Daemon: Sendable {
         let store = try StateStore(directory: stateDirectory)
         let events = EventHub(logger: logger)
         let engine = try Engine(store: store, lab: lab, events: events, logger: logger)
-        let settings = lab.settings
-        let counter = ConnectionCounter(maxControl: settings.maxControlConnections, maxHAN: settings.maxHANConnections)
+        let settings = LiveSettings(lab.settings)
+        let counter = ConnectionCounter()
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
         let access = AccessPolicy(configuration: lab.access)
         let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger)
@@ -95,13 +95,15 @@ public final class Daemon: Sendable {
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
             .childChannelInitializer { channel in
-                guard counter.acquire(.control) else {
+                // The connection keeps the limits in force now, whatever a later reload says.
+                let limits = settings.current
+                guard counter.acquire(.control, under: limits) else {
                     var buffer = channel.allocator.buffer(capacity: 128)
                     buffer.writeString(#"{"jsonrpc":"2.0","id":null,"error":{"code":1010,"message":"too many control connections (maxControlConnections)","data":{"reason":"limit_exceeded"}}}"# + "\n")
                     return channel.writeAndFlush(buffer).flatMap { channel.close() }
                 }
                 return channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: settings.maxControlLineBytes)))
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: limits.maxControlLineBytes)))
                     try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter))
                 }
             }
@@ -112,7 +114,7 @@ public final class Daemon: Sendable {
         } else {
             try UnixListener.prepare(path: controlPath)
             controlChannel = try controlBootstrap.bind(unixDomainSocketPath: controlPath).wait()
-            UnixListener.setMode(path: controlPath, settings: settings)
+            UnixListener.setMode(path: controlPath, settings: lab.settings)
         }
 
         let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, access: access, logger: logger)
@@ -162,7 +164,9 @@ public final class Daemon: Sendable {
                         let lab = try LabLoader.load(directory: options.labDirectory)
                         let added = try engine.reload(lab)
                         access.replace(lab.access)
-                        logger.info("reloaded the devices folder", metadata: ["event": "daemon.reloaded", "added": .stringConvertible(added)])
+                        let plan = settings.reload(lab.settings)
+                        engine.traces.setMaxDevices(lab.settings.maxTracedDevices)
+                        Self.logReload(logger: logger, added: added, applied: plan.applied, needsRestart: plan.needsRestart)
                     } catch {
                         logger.error("reload failed; keeping the previous devices folder", metadata: ["event": "daemon.reload_failed", "error": .string("\(error)")])
                     }
@@ -190,6 +194,22 @@ public final class Daemon: Sendable {
         try? pool.syncShutdownGracefully()
         logger.info("stopped", metadata: ["event": "daemon.stopped"])
         return 0
+    }
+}
+
+extension Daemon {
+    /// One line per reload, naming the settings it applied and those that wait for a restart
+    /// (a warning then, so that `journalctl -p warning` shows it).
+    static func logReload(logger: Logger, added: Int, applied: [String], needsRestart: [String]) {
+        var metadata: Logger.Metadata = ["event": "daemon.reloaded", "added": .stringConvertible(added),
+                                         "settings_applied": .string(applied.joined(separator: ","))]
+        guard !needsRestart.isEmpty else {
+            logger.info("reloaded the devices folder", metadata: metadata)
+            return
+        }
+        metadata["settings_need_restart"] = .string(needsRestart.joined(separator: ","))
+        logger.warning("reloaded the devices folder; restart smetsd to apply \(needsRestart.joined(separator: ", ")) (changed in smetsd.json, fixed while running)",
+                       metadata: metadata)
     }
 }
 

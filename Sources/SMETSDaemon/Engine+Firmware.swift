@@ -83,9 +83,8 @@ public struct FirmwareUpdateResult: Sendable {
 }
 
 extension Engine {
-    static let firmwareActivationJob = "firmware-activation"
-
-    func firmwareState(_ id: EUI64, in state: State) -> DeviceFirmwareState { state.firmware[id] ?? DeviceFirmwareState() }
+    
+    func firmwareState(_ id: EUI64) -> DeviceFirmwareState { firmwareStates.withLock { $0[id] ?? DeviceFirmwareState() } }
 
     /// The held images of the store, as OTA client state: read once when the engine starts.
     static func restoredFirmware(_ store: StateStore) throws -> [EUI64: DeviceFirmwareState] {
@@ -167,22 +166,22 @@ extension Engine {
 
     /// Image Notify: query the notifier for the image, unless it names another manufacturer or type.
     func clientImageNotify(_ id: EUI64, from server: EUI64, _ notify: ImageNotify) -> [ZCLFrame] {
-        let query = state.withLock { state -> (QueryNextImageRequest, UInt8)? in
+        let query = state.withLock { state -> (QueryNextImageRequest, UInt8)? in firmwareStates.withLock { states -> (QueryNextImageRequest, UInt8)? in
             guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
             if let code = notify.manufacturerCode, code != 0xFFFF, code != model.manufacturer.numericCode { return nil }
             if let type = notify.imageType, type != 0xFFFF, type != model.numericImageType { return nil }
             let presented = state.lab.cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime)
-            var firmware = firmwareState(id, in: state)
+            var firmware = states[id] ?? DeviceFirmwareState()
             firmware.sequence &+= 1
-            state.firmware[id] = firmware
+            states[id] = firmware
             let request = QueryNextImageRequest(manufacturerCode: model.manufacturer.numericCode, imageType: model.numericImageType,
                                                 currentFileVersion: presented.rawValue, hardwareVersion: model.hardwareVersion)
             return (request, firmware.sequence)
-        }
+        } }
         var data: [String: JSONValue] = ["server": .string(server.description)]
         if let version = notify.newFileVersion { data["fileVersion"] = .string(upperHex(version, width: 8)) }
         data["accepted"] = .bool(query != nil)
-        events.publish("firmware.notified", device: id, time: now(), data: data)
+        events.publish(.firmwareNotified, device: id, time: now(), data: data)
         guard let (query, sequence) = query else { return [] }
         return [request(query, sequence: sequence)]
     }
@@ -190,16 +189,16 @@ extension Engine {
     /// Query Next Image Response: start (or resume) the download, or note that there is none.
     func clientQueryResponse(_ id: EUI64, from server: EUI64, _ response: QueryNextImageResponse) -> [ZCLFrame] {
         guard case let .success(code, type, version, size) = response else {
-            state.withLock { state in state.firmware[id, default: DeviceFirmwareState()].last = .noImage(response.statusCode) }
-            events.publish("firmware.noImage", device: id, time: now(),
+            firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .noImage(response.statusCode) }
+            events.publish(.firmwareNoImage, device: id, time: now(),
                            data: ["server": .string(server.description), "status": .string(ZCLStatus.describe(response.statusCode))])
             return []
         }
         let offered = OfferedImage(manufacturerCode: code, imageType: type, fileVersion: version, imageSize: size)
         enum Start { case request(ImageBlockRequest, UInt8, resumed: UInt32), tooLarge(Int), gone }
-        let start = state.withLock { state -> Start in
+        let start = state.withLock { state -> Start in firmwareStates.withLock { states -> Start in
             guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return .gone }
-            var firmware = firmwareState(id, in: state)
+            var firmware = states[id] ?? DeviceFirmwareState()
             let limit = state.lab.settings.maxImageBytes
             guard Int(size) <= limit, size > 0 else { return .tooLarge(limit) }
             if firmware.download?.server != server || firmware.download?.image != offered {
@@ -211,22 +210,22 @@ extension Engine {
             firmware.last = .downloading
             firmware.reportedPercent = -1
             firmware.sequence &+= 1
-            state.firmware[id] = firmware
+            states[id] = firmware
             let request = ImageBlockRequest(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: download.fileOffset,
                                             maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
             return .request(request, firmware.sequence, resumed: download.fileOffset)
-        }
+        } }
         let time = now()
         switch start {
         case .gone:
             return []
         case .tooLarge(let limit):
             let reason = "the offered image is \(size) bytes; the limit is \(limit) (maxImageBytes)"
-            state.withLock { state in state.firmware[id, default: DeviceFirmwareState()].last = .aborted(reason) }
-            events.publish("firmware.rejected", device: id, time: time, data: ["fileVersion": .string(upperHex(version, width: 8)), "reason": .string(reason)])
+            firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .aborted(reason) }
+            events.publish(.firmwareRejected, device: id, time: time, data: ["fileVersion": .string(upperHex(version, width: 8)), "reason": .string(reason)])
             return [request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: code, imageType: type, fileVersion: version), sequence: 0)]
         case let .request(block, sequence, resumed):
-            events.publish("firmware.downloadStarted", device: id, time: time, data: [
+            events.publish(.firmwareDownloadStarted, device: id, time: time, data: [
                 "server": .string(server.description), "fileVersion": .string(upperHex(version, width: 8)),
                 "imageSize": .int(Int64(size)), "resumedFrom": .int(Int64(resumed)),
             ])
@@ -241,14 +240,14 @@ extension Engine {
         switch response {
         case let .success(code, type, version, offset, data):
             enum Next { case ask(ImageBlockRequest, UInt8, progress: (UInt32, UInt32)?), complete, abort(String, OfferedImage), ignore }
-            let next = state.withLock { state -> Next in
+            let next = state.withLock { state -> Next in firmwareStates.withLock { states -> Next in
                 guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
-                      var firmware = state.firmware[id], var download = firmware.download, download.server == server else { return .ignore }
+                      var firmware = states[id], var download = firmware.download, download.server == server else { return .ignore }
                 // Let go of the other references to the bytes so far (the state's and the copy's), so
                 // that appending the block grows them in place instead of copying the whole file so
                 // far on every block (quadratic: a 1 MiB image in 200-byte blocks copied 2.7 GB).
                 // Every path below stores `firmware` back.
-                state.firmware[id]?.download = nil
+                states[id]?.download = nil
                 firmware.download = nil
                 let outcome = download.accept(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: offset, data: data)
                 if case .invalid(let reason) = outcome {
@@ -256,13 +255,13 @@ extension Engine {
                     firmware.fileOffset = 0
                     firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
                     firmware.last = .aborted(reason)
-                    state.firmware[id] = firmware
+                    states[id] = firmware
                     return .abort(reason, download.image)
                 }
                 firmware.download = download
                 firmware.fileOffset = download.fileOffset
                 if case .accepted(complete: true) = outcome {
-                    state.firmware[id] = firmware
+                    states[id] = firmware
                     return .complete
                 }
                 var progress: (UInt32, UInt32)?
@@ -272,13 +271,13 @@ extension Engine {
                     progress = (download.fileOffset, download.image.imageSize)
                 }
                 firmware.sequence &+= 1
-                state.firmware[id] = firmware
+                states[id] = firmware
                 let image = download.image
                 let request = ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
                                                 fileOffset: download.fileOffset,
                                                 maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
                 return .ask(request, firmware.sequence, progress: progress)
-            }
+            } }
             switch next {
             case .ignore:
                 return .frames([])
@@ -288,40 +287,40 @@ extension Engine {
                 if let (offset, size) = progress { publishProgress(id, server: server, offset: offset, size: size) }
                 return .frames([self.request(request, sequence: sequence)])
             case let .abort(reason, image):
-                events.publish("firmware.aborted", device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)])
+                events.publish(.firmwareAborted, device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)])
                 return .frames([request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: image.manufacturerCode, imageType: image.imageType,
                                                           fileVersion: image.fileVersion), sequence: 0)])
             }
         case let .waitForData(currentTime, requestTime, _):
             // Asked to wait: with no delay, ask again at once; otherwise the download stays at its
             // FileOffset and resumes at the server's next Image Notify.
-            events.publish("firmware.waitForData", device: id, time: now(), data: [
+            events.publish(.firmwareWaitForData, device: id, time: now(), data: [
                 "server": .string(server.description), "currentTime": .int(Int64(currentTime)), "requestTime": .int(Int64(requestTime)),
             ])
             guard requestTime <= currentTime else { return .frames([]) }
-            let again = state.withLock { state -> (ImageBlockRequest, UInt8)? in
+            let again = state.withLock { state -> (ImageBlockRequest, UInt8)? in firmwareStates.withLock { states -> (ImageBlockRequest, UInt8)? in
                 guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
-                      var firmware = state.firmware[id], let download = firmware.download, download.server == server else { return nil }
+                      var firmware = states[id], let download = firmware.download, download.server == server else { return nil }
                 firmware.sequence &+= 1
-                state.firmware[id] = firmware
+                states[id] = firmware
                 let image = download.image
                 return (ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
                                           fileOffset: download.fileOffset, maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes)),
                         firmware.sequence)
-            }
+            } }
             return .frames(again.map { [request($0.0, sequence: $0.1)] } ?? [])
         case .failure(let status):
             let reason = "the server answered Image Block Request with \(ZCLStatus.describe(status))"
-            let had = state.withLock { state -> Bool in
-                guard var firmware = state.firmware[id], firmware.download?.server == server else { return false }
+            let had = state.withLock { state -> Bool in firmwareStates.withLock { states -> Bool in
+                guard var firmware = states[id], firmware.download?.server == server else { return false }
                 firmware.download = nil
                 firmware.fileOffset = 0
                 firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
                 firmware.last = .aborted(reason)
-                state.firmware[id] = firmware
+                states[id] = firmware
                 return true
-            }
-            if had { events.publish("firmware.aborted", device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)]) }
+            } }
+            if had { events.publish(.firmwareAborted, device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)]) }
             return .frames([])
         }
     }
@@ -329,8 +328,8 @@ extension Engine {
     private func publishProgress(_ id: EUI64, server: EUI64, offset: UInt32, size: UInt32) {
         // Not logged, so without a subscriber there is no one to tell (a hub push of 10,000 images
         // would build a million of them).
-        guard events.hasSubscribers(for: "firmware.progress") else { return }
-        events.publish("firmware.progress", device: id, time: now(), data: [
+        guard events.hasSubscribers(for: .firmwareProgress) else { return }
+        events.publish(.firmwareProgress, device: id, time: now(), data: [
             "server": .string(server.description), "fileOffset": .int(Int64(offset)), "imageSize": .int(Int64(size)),
             "percent": .int(Int64(UInt64(offset) * 100 / UInt64(max(1, size)))),
         ], level: .debug, log: false)
@@ -339,11 +338,11 @@ extension Engine {
     /// The whole file is in: check it against the firmware rules, keep it (once, by hash) if it
     /// passes, and tell the server with Upgrade End Request SUCCESS or INVALID_IMAGE.
     func completeDownload(_ id: EUI64, from server: EUI64) -> [ZCLFrame] {
-        let context = state.withLock { state -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in
-            guard let firmware = state.firmware[id], let download = firmware.download, download.isComplete,
+        let context = state.withLock { state -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in firmwareStates.withLock { states -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in
+            guard let firmware = states[id], let download = firmware.download, download.isComplete,
                   let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
             return (download, device, model, state.lab)
-        }
+        } }
         guard let (download, device, model, lab) = context else { return [] }
         let offered = download.image
         publishProgress(id, server: server, offset: download.fileOffset, size: offered.imageSize)
@@ -358,7 +357,7 @@ extension Engine {
             let held = HeldFirmware(hash: hash, fileVersion: FirmwareVersion(image.header.fileVersion), manufacturerCode: image.header.manufacturerCode,
                                     imageType: image.header.imageType, status: .downloadComplete, server: server)
             do {
-                try state.withLock { state in
+                try serialized { _ in
                     try store.write { tx in
                         // Most devices take an image the store already holds (a hub push to thousands):
                         // then there is no need to hand SQLite the whole image only to skip it.
@@ -367,28 +366,30 @@ extension Engine {
                         }
                         try tx.saveHeldFirmware(held, device: id, header: image.header.encoded(), signature: image.signature, at: time)
                     }
-                    var firmware = firmwareState(id, in: state)
-                    firmware.download = nil
-                    firmware.held = held
-                    firmware.fileOffset = offered.imageSize
-                    firmware.downloadedFileVersion = image.header.fileVersion
-                    firmware.imageUpgradeStatus = ImageUpgradeStatus.downloadComplete.rawValue
-                    firmware.last = .downloaded(hash: hash)
-                    state.firmware[id] = firmware
+                    firmwareStates.withLock { states in
+                        var firmware = states[id] ?? DeviceFirmwareState()
+                        firmware.download = nil
+                        firmware.held = held
+                        firmware.fileOffset = offered.imageSize
+                        firmware.downloadedFileVersion = image.header.fileVersion
+                        firmware.imageUpgradeStatus = ImageUpgradeStatus.downloadComplete.rawValue
+                        firmware.last = .downloaded(hash: hash)
+                        states[id] = firmware
+                    }
                 }
             } catch {
                 logger.error("could not keep a downloaded image", metadata: ["event": "firmware.storeFailed", "device_id": .string(id.description), "error": .string("\(error)")])
                 resetDownload(id, last: .aborted("the image could not be stored: \(error)"))
                 return [endFor(.abort)]
             }
-            events.publish("firmware.downloaded", device: id, time: time, data: [
+            events.publish(.firmwareDownloaded, device: id, time: time, data: [
                 "server": .string(server.description), "hash": .string(hash), "fileVersion": .string(held.fileVersion.hex),
                 "imageSize": .int(Int64(offered.imageSize)),
             ])
             return [endFor(.success)]
         }
         resetDownload(id, last: .rejected(verdict))
-        events.publish("firmware.rejected", device: id, time: time, data: [
+        events.publish(.firmwareRejected, device: id, time: time, data: [
             "server": .string(server.description), "fileVersion": .string(upperHex(offered.fileVersion, width: 8)),
             "reason": .string(verdict.summary), "failed": .array(verdict.failures.map { .string($0.name) }),
         ], level: .warning)
@@ -396,27 +397,27 @@ extension Engine {
     }
 
     private func resetDownload(_ id: EUI64, last: FirmwareStep) {
-        state.withLock { state in
-            var firmware = firmwareState(id, in: state)
+        state.withLock { state in firmwareStates.withLock { states in
+            var firmware = states[id] ?? DeviceFirmwareState()
             firmware.download = nil
             firmware.fileOffset = 0
             firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
             firmware.last = last
-            state.firmware[id] = firmware
-        }
+            states[id] = firmware
+        } }
     }
 
     /// Upgrade End Response: activate now, at a time on the virtual clock, or wait for a command.
     func clientUpgradeEndResponse(_ id: EUI64, from server: EUI64, _ response: UpgradeEndResponse) {
-        let held = state.withLock { state -> HeldFirmware? in
-            guard let held = state.firmware[id]?.held, [.downloadComplete, .waitingToUpgrade].contains(held.status) else { return nil }
+        let held = state.withLock { state -> HeldFirmware? in firmwareStates.withLock { states -> HeldFirmware? in
+            guard let held = states[id]?.held, [.downloadComplete, .waitingToUpgrade].contains(held.status) else { return nil }
             let codeMatches = response.manufacturerCode == held.manufacturerCode || response.manufacturerCode == 0xFFFF
             let typeMatches = response.imageType == held.imageType || response.imageType == 0xFFFF
             let versionMatches = response.fileVersion == held.fileVersion.rawValue || response.fileVersion == 0xFFFF_FFFF
             return codeMatches && typeMatches && versionMatches ? held : nil
-        }
+        } }
         guard let held else {
-            events.publish("firmware.ignored", device: id, time: now(), data: [
+            events.publish(.firmwareIgnored, device: id, time: now(), data: [
                 "server": .string(server.description), "reason": .string("Upgrade End Response for an image the device does not hold"),
             ], level: .debug)
             return
@@ -424,28 +425,34 @@ extension Engine {
         let time = now()
         switch UpgradeSchedule.decide(currentTime: response.currentTime, upgradeTime: response.upgradeTime, now: time) {
         case .now:
-            _ = try? state.withLock { state in try activateLocked(id, hash: held.hash, state: &state, now: time) }
+            do {
+                _ = try serialized { state in try activateLocked(id, hash: held.hash, state: &state, now: time) }
+            } catch {
+                logger.error("could not activate a downloaded image", metadata: ["event": "firmware.activationFailed", "device_id": .string(id.description), "error": .string("\(error)")])
+            }
         case .at(let due):
             do {
-                try state.withLock { state in try scheduleActivationLocked(id, hash: held.hash, at: due, state: &state, now: time) }
+                try serialized { state in try scheduleActivationLocked(id, hash: held.hash, at: due, state: &state, now: time) }
             } catch {
                 logger.error("could not schedule an activation", metadata: ["event": "firmware.scheduleFailed", "error": .string("\(error)")])
             }
         case .waitForCommand:
             do {
-                try state.withLock { state in
+                try serialized { _ in
                     _ = try store.write { try $0.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: nil) }
-                    var firmware = firmwareState(id, in: state)
-                    firmware.held?.status = .waitingToUpgrade
-                    firmware.held?.activateAt = nil
-                    firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
-                    firmware.last = .waiting
-                    state.firmware[id] = firmware
+                    firmwareStates.withLock { states in
+                        var firmware = states[id] ?? DeviceFirmwareState()
+                        firmware.held?.status = .waitingToUpgrade
+                        firmware.held?.activateAt = nil
+                        firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
+                        firmware.last = .waiting
+                        states[id] = firmware
+                    }
                 }
             } catch {
                 logger.error("could not record a wait for activation", metadata: ["event": "firmware.storeFailed", "error": .string("\(error)")])
             }
-            events.publish("firmware.waiting", device: id, time: time, data: ["hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex)])
+            events.publish(.firmwareWaiting, device: id, time: time, data: ["hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex)])
         }
     }
 
@@ -493,19 +500,19 @@ extension Engine {
     // MARK: the hub as OTA server
 
     func serverQuery(hub: EUI64, client: EUI64, _ request: QueryNextImageRequest) -> QueryNextImageResponse {
-        state.withLock { state in
-            guard let served = state.firmware[hub]?.serving[client] else { return .failure(.noImageAvailable) }
+        state.withLock { state in firmwareStates.withLock { states in
+            guard let served = states[hub]?.serving[client] else { return .failure(.noImageAvailable) }
             let header = served.header
             guard header.manufacturerCode == request.manufacturerCode || header.isWildcardManufacturer,
                   header.imageType == request.imageType else { return .failure(.noImageAvailable) }
             return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
                             imageSize: UInt32(truncatingIfNeeded: served.file.count))
-        }
+        } }
     }
 
     func serverBlock(hub: EUI64, client: EUI64, _ request: ImageBlockRequest) -> ImageBlockResponse {
-        state.withLock { state in
-            guard let served = state.firmware[hub]?.serving[client] else { return .failure(.noImageAvailable) }
+        state.withLock { state in firmwareStates.withLock { states in
+            guard let served = states[hub]?.serving[client] else { return .failure(.noImageAvailable) }
             let header = served.header
             guard header.manufacturerCode == request.manufacturerCode, header.imageType == request.imageType,
                   header.fileVersion == request.fileVersion, Int(request.fileOffset) < served.file.count, request.maximumDataSize > 0 else {
@@ -515,18 +522,18 @@ extension Engine {
             let end = min(served.file.count, start + Int(request.maximumDataSize))
             return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
                             fileOffset: request.fileOffset, data: Array(served.file[start..<end]))
-        }
+        } }
     }
 
     func serverUpgradeEnd(hub: EUI64, client: EUI64, _ request: UpgradeEndRequest) -> UpgradeEndResponse? {
-        let (served, now) = state.withLock { state -> (ServedImage?, Timestamp) in
+        let (served, now) = state.withLock { state -> (ServedImage?, Timestamp) in firmwareStates.withLock { states -> (ServedImage?, Timestamp) in
             let now = state.clock.now(real: realNow())
-            guard var served = state.firmware[hub]?.serving[client] else { return (nil, now) }
+            guard var served = states[hub]?.serving[client] else { return (nil, now) }
             served.endStatus = request.statusCode
-            state.firmware[hub]?.serving[client] = served
+            states[hub]?.serving[client] = served
             return (served, now)
-        }
-        events.publish("firmware.upgradeEnd", device: hub, time: now, data: [
+        } }
+        events.publish(.firmwareUpgradeEnd, device: hub, time: now, data: [
             "client": .string(client.description), "status": .string(ZCLStatus.describe(request.statusCode)),
             "fileVersion": .string(upperHex(request.fileVersion, width: 8)),
         ])
@@ -560,7 +567,7 @@ extension Engine {
         let hash = Self.imageHash(image.manufacturerImage)
         let time = now()
         _ = try store.write { try $0.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time) }
-        events.publish("firmware.offered", time: time, data: [
+        events.publish(.firmwareOffered, time: time, data: [
             "hash": .string(hash), "fileVersion": .string(upperHex(image.header.fileVersion, width: 8)),
             "imageSize": .int(Int64(file.count)), "targets": .array(targets.map { .string($0.description) }),
         ])
@@ -593,7 +600,7 @@ extension Engine {
     private func push(file: [UInt8], image: OTAImage, hash: String, to id: EUI64, activation: FirmwareActivationTime) -> FirmwareUpdateResult {
         var result = FirmwareUpdateResult(device: id, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
         enum Route { case hub(EUI64), refused(String, [FirmwareCheck]) }
-        let route = state.withLock { state -> Route in
+        let route = state.withLock { state -> Route in firmwareStates.withLock { states -> Route in
             guard let device = state.devices[id] else { return .refused("no device \(id)", []) }
             guard device.type.isDisplay else { return .refused("a \(device.type) is not an OTA client of its hub; firmware goes to PPMIDs and IHDs", []) }
             guard let hub = device.hub, state.devices[hub]?.type == .chf else { return .refused("\(id) has not joined a Communications Hub", []) }
@@ -601,19 +608,19 @@ extension Engine {
             if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
                 return .refused(refusal, [FirmwareCheck("mp202Requirement7", .fail, refusal)])
             }
-            var served = firmwareState(hub, in: state)
+            var served = states[hub] ?? DeviceFirmwareState()
             served.serving[id] = ServedImage(file: file, header: image.header, hash: hash, activation: activation)
-            state.firmware[hub] = served
-            state.firmware[id, default: DeviceFirmwareState()].last = nil
+            states[hub] = served
+            states[id, default: DeviceFirmwareState()].last = nil
             return .hub(hub)
-        }
+        } }
         let hub: EUI64
         switch route {
         case let .refused(reason, checks):
             result.outcome = "refused"
             result.reason = reason
             result.checks = checks
-            events.publish("firmware.refused", device: id, time: now(), data: ["reason": .string(reason), "hash": .string(hash)], level: .warning)
+            events.publish(.firmwareRefused, device: id, time: now(), data: ["reason": .string(reason), "hash": .string(hash)], level: .warning)
             return result
         case let .hub(found):
             hub = found
@@ -623,10 +630,10 @@ extension Engine {
         let first = OutgoingZCL(from: hub, to: id, cluster: ZCLClusterID.otaUpgrade,
                                 frame: ZCLFrame(notify, sequenceNumber: UInt8.random(in: 0...255), disableDefaultResponse: true))
         exchange(first, between: hub, and: id, limit: file.count + 64)
-        let (last, served, device) = state.withLock { state -> (FirmwareStep?, ServedImage?, Device?) in
-            let served = state.firmware[hub]?.serving.removeValue(forKey: id)
-            return (state.firmware[id]?.last, served, state.devices[id])
-        }
+        let (last, served, device) = state.withLock { state -> (FirmwareStep?, ServedImage?, Device?) in firmwareStates.withLock { states -> (FirmwareStep?, ServedImage?, Device?) in
+            let served = states[hub]?.serving.removeValue(forKey: id)
+            return (states[id]?.last, served, state.devices[id])
+        } }
         result.firmwareVersion = device?.firmwareVersion
         switch last {
         case .activated(let version)?:
@@ -709,7 +716,7 @@ extension Engine {
 
     private func relayContext() -> RelayContext {
         let (sink, clock) = state.withLock { ($0.frameSink, $0.clock) }
-        return RelayContext(sink: sink, clock: clock, publishFrames: events.hasSubscribers(for: "han.frame"))
+        return RelayContext(sink: sink, clock: clock, publishFrames: events.hasSubscribers(for: .hanFrame))
     }
 
     /// An OTA cluster command between the two devices of `exchange`, handed to the receiver's OTA
@@ -734,7 +741,7 @@ extension Engine {
                 var data = FrameNames.describe(cluster: outgoing.cluster, zcl: bytes)
                 data["direction"] = .string(direction)
                 data["peer"] = .string(peer.description)
-                events.publish("han.frame", device: device, time: time, data: data, log: false)
+                events.publish(.hanFrame, device: device, time: time, data: data, log: false)
             }
         }
         context.sink?(outgoing)
@@ -745,10 +752,10 @@ extension Engine {
     /// Activate Firmware (CS06): switch `id` to the image it holds, now or at `time`.
     public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
         _ = try requireDevice(id)
-        return try state.withLock { state in
+        return try serialized { state in
             let now = state.clock.now(real: realNow())
             if let time, time > now {
-                guard let held = state.firmware[id]?.held else {
+                guard let held = firmwareState(id).held else {
                     return ActivationReport(outcome: .noImageHeld, reason: "\(id) holds no downloaded image", device: state.devices[id])
                 }
                 if let hash, hash.lowercased() != held.hash {
@@ -767,13 +774,13 @@ extension Engine {
     func activateLocked(_ id: EUI64, hash: String?, state: inout State, now: Timestamp,
                         also: ((StoreTransaction) throws -> Void)? = nil) throws -> ActivationReport {
         func refuse(_ outcome: ActivationOutcome, _ reason: String) -> ActivationReport {
-            if outcome == .activationFailure { state.firmware[id, default: DeviceFirmwareState()].last = .activationFailed(outcome, reason) }
-            events.publish("firmware.activationFailed", device: id, time: now,
+            if outcome == .activationFailure { firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .activationFailed(outcome, reason) } }
+            events.publish(.firmwareActivationFailed, device: id, time: now,
                            data: ["outcome": .int(Int64(outcome.rawValue)), "name": .string(outcome.name), "reason": .string(reason)], level: .warning)
             return ActivationReport(outcome: outcome, reason: reason, device: state.devices[id])
         }
         guard var device = state.devices[id] else { return refuse(.activationFailure, "no device \(id)") }
-        guard let held = state.firmware[id]?.held else { return refuse(.noImageHeld, "\(id) holds no downloaded image") }
+        guard let held = firmwareState(id).held else { return refuse(.noImageHeld, "\(id) holds no downloaded image") }
         if let hash, hash != held.hash { return refuse(.hashMismatch, "\(id) holds image \(held.hash), not \(hash)") }
         guard let model = state.lab.models[device.modelKey] else { return refuse(.activationFailure, "no model \(device.modelKey)") }
         if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
@@ -795,16 +802,16 @@ extension Engine {
         guard stored else { return refuse(.activationFailure, "the image \(held.hash) is no longer in the store") }
         state.devices[id] = updated
         var firmware = DeviceFirmwareState()
-        firmware.serving = state.firmware[id]?.serving ?? [:]
+        firmware.serving = firmwareState(id).serving
         firmware.last = .activated(held.fileVersion)
-        state.firmware[id] = firmware
+        firmwareStates.withLock { $0[id] = firmware }
         let presented = state.lab.cpl.presentedFirmware(model: model, firmware: updated.firmwareVersion, mode: updated.mode, regime: state.lab.regime)
-        events.publish("firmware.activated", device: id, time: now, data: [
+        events.publish(.firmwareActivated, device: id, time: now, data: [
             "hash": .string(held.hash), "from": .string(before.firmwareVersion.hex), "to": .string(updated.firmwareVersion.hex),
             "presentedFirmwareVersion": .string(presented.hex), "status": .string(updated.status.rawValue),
         ])
         if updated.status != before.status {
-            events.publish("device.status", device: id, time: now, data: ["status": .string(updated.status.rawValue)])
+            events.publish(.deviceStatus, device: id, time: now, data: ["status": .string(updated.status.rawValue)])
         }
         return ActivationReport(outcome: .success, reason: "running \(updated.firmwareVersion.hex)", device: updated)
     }
@@ -815,25 +822,27 @@ extension Engine {
         let payload = String(decoding: try JSONEncoderShim.encode(PendingActivation(device: id.description, hash: hash)), as: UTF8.self)
         let (job, replaced) = try store.write { tx -> (ScheduledJob, [Int64]) in
             var replaced: [Int64] = []
-            for job in try tx.allJobs() where job.kind == Self.firmwareActivationJob {
+            for job in try tx.allJobs() where job.kind == JobKind.firmwareActivation.rawValue {
                 if let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), pending.device == id.description {
                     try tx.deleteJob(job.id)
                     replaced.append(job.id)
                 }
             }
             try tx.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: due)
-            return (try tx.insertJob(due: due, kind: Self.firmwareActivationJob, payload: payload), replaced)
+            return (try tx.insertJob(due: due, kind: JobKind.firmwareActivation.rawValue, payload: payload), replaced)
         }
         for old in replaced { state.schedule.remove(id: old) }
         state.schedule.insert(job)
-        var firmware = firmwareState(id, in: state)
-        firmware.held?.status = .waitingToUpgrade
-        firmware.held?.activateAt = due
-        firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
-        firmware.last = .scheduled(due)
-        state.firmware[id] = firmware
+        firmwareStates.withLock { states in
+            var firmware = states[id] ?? DeviceFirmwareState()
+            firmware.held?.status = .waitingToUpgrade
+            firmware.held?.activateAt = due
+            firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
+            firmware.last = .scheduled(due)
+            states[id] = firmware
+        }
         rearm(state)
-        events.publish("firmware.scheduled", device: id, time: now, data: ["hash": .string(hash), "activateAt": .string(due.rfc3339)])
+        events.publish(.firmwareScheduled, device: id, time: now, data: ["hash": .string(hash), "activateAt": .string(due.rfc3339)])
     }
 
     /// A scheduled activation is due (under the engine's lock, from `run(job)`).
@@ -851,11 +860,11 @@ extension Engine {
     /// What `firmware.version` reports.
     public func firmwareStatus(_ id: EUI64) throws -> JSONValue {
         let device = try requireDevice(id)
-        return state.withLock { state in
+        return state.withLock { state in firmwareStates.withLock { states in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
                 ?? device.firmwareVersion
-            let firmware = firmwareState(id, in: state)
+            let firmware = states[id] ?? DeviceFirmwareState()
             var object: [String: JSONValue] = [
                 "device": .string(id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
                 "presentedFirmwareVersion": .string(presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
@@ -880,7 +889,7 @@ extension Engine {
                 ]
             } ?? .null
             return .object(object)
-        }
+        } }
     }
 }
 

@@ -43,16 +43,21 @@ final class FrameTraces: Sendable {
 
     private let rings = Mutex(Rings())
     /// How many devices keep a trace at once: a hub push to thousands of devices must not keep
-    /// 200 frames of each forever.
-    let maxDevices: Int
+    /// 200 frames of each forever. Set again on reload (`maxTracedDevices`).
+    private let limit: Atomic<Int>
+    var maxDevices: Int { limit.load(ordering: .relaxed) }
 
-    init(maxDevices: Int = 2048) { self.maxDevices = maxDevices }
+    init(maxDevices: Int = 2048) { limit = Atomic(maxDevices) }
+
+    /// A lower limit drops the oldest rings when the next device starts one.
+    func setMaxDevices(_ count: Int) { limit.store(count, ordering: .relaxed) }
 
     func record(_ device: EUI64, _ frame: TracedFrame) {
+        let maxDevices = self.maxDevices
         rings.withLock { rings in
             if rings.byDevice[device] == nil {
                 rings.order.append(device)
-                if rings.order.count - rings.dropped > maxDevices {
+                while rings.order.count - rings.dropped > maxDevices {
                     rings.byDevice[rings.order[rings.dropped]] = nil
                     rings.dropped += 1
                     if rings.dropped > 4096 { rings.order.removeFirst(rings.dropped); rings.dropped = 0 }
@@ -123,11 +128,11 @@ extension Engine {
     }
 
     private func publishFrame(device: EUI64, direction: String, peer: EUI64, cluster: UInt16, zcl: [UInt8], now: Timestamp) {
-        guard events.hasSubscribers(for: "han.frame") else { return }
+        guard events.hasSubscribers(for: .hanFrame) else { return }
         var data = FrameNames.describe(cluster: cluster, zcl: zcl)
         data["direction"] = .string(direction)
         data["peer"] = .string(peer.description)
-        events.publish("han.frame", device: device, time: now, data: data, log: false)
+        events.publish(.hanFrame, device: device, time: now, data: data, log: false)
     }
 
     public func trace(_ device: EUI64, limit: Int) -> [JSONValue] {

@@ -12,8 +12,6 @@ struct PendingTenancyChange: Codable {
 }
 
 extension Engine {
-    static let tenancyJob = "tenancy-change"
-
     /// The Change of Tenancy date of a premises once it has passed: meters serve HAN devices nothing
     /// from before it.
     func tenancyStart(premises: String) -> Timestamp? {
@@ -64,7 +62,7 @@ extension Engine {
         emit(frames, deliver: false)
         var cleared: [EUI64: [DataCategory: Int]] = [:]
         if due <= now {
-            cleared = try state.withLock { state in
+            cleared = try serialized { state in
                 let result = try store.write { tx -> [EUI64: [DataCategory: Int]] in
                     for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
                     var clearing = plans.map { (device: $0.0, categories: $0.1) }
@@ -86,11 +84,11 @@ extension Engine {
             try store.scrub()
             for (id, categories, _) in plans { publishCleared(id, categories: categories, removed: cleared[id] ?? [:], now: now) }
         } else {
-            try state.withLock { state in
+            try serialized { state in
                 let jobs = try store.write { tx -> [ScheduledJob] in
                     for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
                     return try plans.map { _, _, pending in
-                        try tx.insertJob(due: due, kind: Self.tenancyJob, payload: String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self))
+                        try tx.insertJob(due: due, kind: JobKind.tenancyChange.rawValue, payload: String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self))
                     }
                 }
                 for premises in ids { state.tenancyChangedAt[premises] = due }
@@ -99,7 +97,7 @@ extension Engine {
             }
         }
         for premises in ids {
-            events.publish("tenancy.changed", time: now, data: ["premises": .string(premises), "implementationTime": .string(due.rfc3339),
+            events.publish(.tenancyChanged, time: now, data: ["premises": .string(premises), "implementationTime": .string(due.rfc3339),
                                                                "control": .int(Int64(control)), "displays": .int(Int64(plans.count))])
         }
         return TenancyChangeResult(premises: ids, implementationTime: due, notified: plans.map(\.0), cleared: cleared, pending: due > now)
@@ -137,12 +135,12 @@ extension Engine {
             return
         }
         let payload = String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self)
-        try state.withLock { state in
-            let job = try store.write { try $0.insertJob(due: due, kind: Self.tenancyJob, payload: payload) }
+        try serialized { state in
+            let job = try store.write { try $0.insertJob(due: due, kind: JobKind.tenancyChange.rawValue, payload: payload) }
             state.schedule.insert(job)
             rearm(state)
         }
-        events.publish("tenancy.scheduled", device: id, time: now, data: ["implementationTime": .string(due.rfc3339), "control": .int(Int64(change.tenancyChangeControl))])
+        events.publish(.tenancyScheduled, device: id, time: now, data: ["implementationTime": .string(due.rfc3339), "control": .int(Int64(change.tenancyChangeControl))])
     }
 
     func runTenancyJob(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
@@ -173,14 +171,14 @@ extension Engine {
     func publishCleared(_ id: EUI64, categories: Set<DataCategory>, removed: [DataCategory: Int], now: Timestamp) {
         var data: [String: JSONValue] = ["categories": .array(categories.map(\.rawValue).sorted().map { .string($0) })]
         for (category, count) in removed { data["cleared_\(category.rawValue)"] = .int(Int64(count)) }
-        events.publish("tenancy.cleared", device: id, time: now, data: data, message: "cleared the prior occupant's data")
+        events.publish(.tenancyCleared, device: id, time: now, data: data, message: "cleared the prior occupant's data")
     }
 
     func acceptChangeOfSupplier(device id: EUI64, change: PublishChangeOfSupplier) throws {
         guard let device = device(id) else { return }
         let supplier = upperHex(change.proposedProviderID, width: 8)
         try store.write { try $0.setSupplier(premises: device.premisesID, supplier: supplier) }
-        events.publish("supplier.changed", device: id, time: now(), data: ["proposedProvider": .string(supplier)])
+        events.publish(.supplierChanged, device: id, time: now(), data: ["proposedProvider": .string(supplier)])
     }
 }
 

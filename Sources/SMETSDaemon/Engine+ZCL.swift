@@ -114,13 +114,14 @@ extension Engine {
 
     /// Attribute values served from memory: identity, OTA client state, metering from the profile.
     func attributeRecords(_ device: Device, cluster: UInt16, ids: [UInt16]) -> [ReadAttributesResponse.Record] {
-        let (model, presented, now, state) = self.state.withLock { state in
+        let (model, presented, now) = self.state.withLock { state in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) } ?? device.firmwareVersion
-            return (model, presented, state.clock.now(real: realNow()), firmwareState(device.id, in: state))
+            return (model, presented, state.clock.now(real: realNow()))
         }
+        let firmware = firmwareState(device.id)
         return ids.map { id in
-            guard let value = attributeValue(device, model: model, presented: presented, now: now, firmware: state, cluster: cluster, id: id) else {
+            guard let value = attributeValue(device, model: model, presented: presented, now: now, firmware: firmware, cluster: cluster, id: id) else {
                 return .status(id, .unsupportedAttribute)
             }
             return .value(id, value)
@@ -210,7 +211,7 @@ extension Engine {
                                                          durationMinutes: message.durationMinutes, text: message.message ?? "", receivedAt: now), device: id)
                     }
                 } catch { return reply(Self.defaultResponse(to: frame, status: .failure)) }
-                events.publish("message.displayed", device: id, time: now, data: ["messageId": .int(Int64(message.messageID))])
+                events.publish(.messageDisplayed, device: id, time: now, data: ["messageId": .int(Int64(message.messageID))])
                 // Message control bit 7: the supplier asked for a confirmation.
                 if message.messageControl & 0x80 != 0 {
                     let confirmation = MessageConfirmation(messageID: message.messageID, confirmationTime: now.zigbeeUTC)
@@ -348,7 +349,7 @@ extension Engine {
                 return (.accepted, state.credit)
             }
             if outcome.0 == .accepted {
-                events.publish("prepayment.toppedUp", device: meter, time: now, data: ["from": .string(source.description), "value": .int(Int64(value))])
+                events.publish(.prepaymentToppedUp, device: meter, time: now, data: ["from": .string(source.description), "value": .int(Int64(value))])
             }
             return ConsumerTopUpResponse(result: outcome.0.rawValue, topUpValue: outcome.0 == .accepted ? value : 0,
                                          sourceOfTopUp: topUp.originatingDevice, creditRemaining: outcome.1)

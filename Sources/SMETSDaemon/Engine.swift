@@ -1,3 +1,4 @@
+import HashTreeCollections
 import Logging
 import SMETSCore
 import SMETSRPC
@@ -6,24 +7,27 @@ import Synchronization
 
 /// The emulated system: every device, the virtual clock and the schedule, kept in memory for fast
 /// reads and written through to the store. Every change is durable before the call returns and
-/// before memory or subscribers see it: store first, then state, then events.
+/// before memory sees it: store first, then state.
 ///
-/// Mutations are serialised by one lock that is held across the store transaction, so the order
-/// in the database is the order in memory. Calls block on fsync: run them off the event loops.
+/// Readers never wait for a writer. Writers are serialised by `writes` (so the order in the database
+/// is the order in memory); each works on a draft of the state, commits its store transaction with
+/// no lock that readers take, then swaps the draft in under `state`'s lock for an instant. The large
+/// maps are persistent hash tries, so a draft or a reader's snapshot costs O(1) and a change to a
+/// draft copies O(log n), not the whole map. Writes block on fsync: run them off the event loops.
 public final class Engine: Sendable {
     struct State {
         var lab: LabSnapshot
-        var devices: [EUI64: Device] = [:]
+        var devices: TreeDictionary<EUI64, Device> = [:]
         /// Every device ID in ascending order, for stable paging.
         var order: [EUI64] = []
-        var premises: [String: [EUI64]] = [:]
+        var premises: TreeDictionary<String, [EUI64]> = [:]
         var clock = VirtualClock()
         var schedule = Schedule()
         var armTimer: (@Sendable (Timestamp?) -> Void)?
         /// When each premises last changed tenancy: meters serve HAN devices nothing from before it.
         var tenancyChangedAt: [String: Timestamp] = [:]
-        /// OTA client state of devices that are mid-transfer or hold a downloaded image.
-        var firmware: [EUI64: DeviceFirmwareState] = [:]
+        /// Jobs that failed, waiting for their next attempt (out of `schedule` meanwhile).
+        var retrying: [Int64: JobRetry] = [:]
         /// Where frames the devices send go (the HAN server's attached links).
         var frameSink: (@Sendable (OutgoingZCL) -> Void)?
         /// Closes the HAN links of a removed device.
@@ -33,12 +37,20 @@ public final class Engine: Sendable {
     public let store: StateStore
     public let events: EventHub
     let logger: Logger
+    /// The current state. Held only to read a value or to swap a committed draft in; never across I/O.
     let state: Mutex<State>
+    /// Serialises writers: held across a writer's store transaction, never taken by readers.
+    let writes = Mutex(())
+    /// Serialises job runs (the timer's and a clock change's), so that a caller of `runDueJobs`
+    /// returns only when the jobs due are done, whoever took them off the schedule. Taken before `writes`.
+    let jobRunner = Mutex(())
+    /// OTA client and server state: RAM only (a device loses it at a power cycle), changed frame by
+    /// frame on the event loops, so it has its own lock rather than a writer's turn.
+    let firmwareStates: Mutex<[EUI64: DeviceFirmwareState]>
     public let startedAt: Timestamp
     let realNow: @Sendable () -> Timestamp
     let traces: FrameTraces
 
-    static let rolloverJob = "daily-rollover"
 
     public init(store: StateStore, lab: LabSnapshot, events: EventHub, logger: Logger,
                 realNow: @escaping @Sendable () -> Timestamp = RealTime.now) throws {
@@ -54,14 +66,14 @@ public final class Engine: Sendable {
             let offset = Int64(try tx.meta("clock.offsetMillis") ?? "0") ?? 0
             let now = VirtualClock(offsetMillis: offset).now(real: realStart)
             _ = try Self.syncLab(lab, tx: tx, now: now)
-            if try !tx.allJobs().contains(where: { $0.kind == Self.rolloverJob }) {
+            if try !tx.allJobs().contains(where: { $0.kind == JobKind.dailyRollover.rawValue }) {
                 let today = now.dayNumber
-                _ = try tx.insertJob(due: .startOfDay(today + 1), kind: Self.rolloverJob, payload: String(today))
+                _ = try tx.insertJob(due: .startOfDay(today + 1), kind: JobKind.dailyRollover.rawValue, payload: String(today))
             }
             return (try tx.allDevices(), try tx.allJobs(), offset)
         }
         initial.tenancyChangedAt = try store.read { try $0.tenancyChanges() }
-        initial.firmware = try Self.restoredFirmware(store)
+        firmwareStates = Mutex(try Self.restoredFirmware(store))
         initial.clock = VirtualClock(offsetMillis: offset)
         initial.schedule = Schedule(jobs)
         for device in devices { Self.index(device, into: &initial, sorted: false) }
@@ -94,6 +106,23 @@ public final class Engine: Sendable {
         return added
     }
 
+    /// Runs one change of the emulated system: `change` gets a draft of the state to read and change,
+    /// commits its store transaction(s), and the draft becomes the state when it returns. When it
+    /// throws, the draft is dropped: memory keeps what the store kept. Writers run one at a time;
+    /// readers go on meanwhile with the state as it was. Never call from inside `change` (deadlock).
+    func serialized<T>(_ change: (inout State) throws -> T) throws -> T {
+        try writes.withLock { _ in
+            var draft = state.withLock { $0 }
+            let result = try change(&draft)
+            // Swapped, so that the old state's storage is freed after the lock, not under it.
+            state.withLock { swap(&$0, &draft) }
+            return result
+        }
+    }
+
+    /// A consistent view of the whole state, in O(1): for scans that must not hold the lock.
+    func snapshot() -> State { state.withLock { $0 } }
+
     static func index(_ device: Device, into state: inout State, sorted: Bool = true) {
         if state.devices.updateValue(device, forKey: device.id) == nil {
             state.premises[device.premisesID, default: []].append(device.id)
@@ -111,24 +140,31 @@ public final class Engine: Sendable {
     /// Installs the one timer of the daemon: `arm(realTime)` must (re)schedule a call to `runDueJobs`
     /// at that wall-clock time, or cancel it for nil.
     public func setTimer(_ arm: @escaping @Sendable (Timestamp?) -> Void) {
-        let next = state.withLock { state -> Timestamp? in
+        let next = try? serialized { state -> Timestamp? in
             state.armTimer = arm
-            return state.schedule.next.map { state.clock.realTime(for: $0.due) }
+            return Self.nextWake(state)
         }
-        arm(next)
+        arm(next ?? nil)
+    }
+
+    /// When the timer must fire next (real time): the earliest job, or the earliest retry.
+    static func nextWake(_ state: State) -> Timestamp? {
+        let due = state.schedule.next.map { state.clock.realTime(for: $0.due) }
+        let retry = state.retrying.values.map(\.notBefore).min()
+        switch (due, retry) {
+        case let (due?, retry?): return min(due, retry)
+        case let (due?, nil): return due
+        case let (nil, retry): return retry
+        }
     }
 
     func rearm(_ state: State) {
-        state.armTimer?(state.schedule.next.map { state.clock.realTime(for: $0.due) })
+        state.armTimer?(Self.nextWake(state))
     }
 
     public struct ClockReading: Sendable {
         public var now: Timestamp
         public var offsetMillis: Int64
-        public var json: JSONValue {
-            ["now": .string(now.rfc3339), "offsetSeconds": .double(Double(offsetMillis) / 1000),
-             "tracksRealTime": .bool(offsetMillis == 0)]
-        }
     }
 
     public func clockReading() -> ClockReading {
@@ -146,7 +182,7 @@ public final class Engine: Sendable {
     }
 
     private func changeClock(_ change: (inout VirtualClock, Timestamp) -> Void) throws -> ClockReading {
-        let (before, reading) = try state.withLock { state -> (Timestamp, ClockReading) in
+        let (before, reading) = try serialized { state -> (Timestamp, ClockReading) in
             let real = realNow()
             let before = state.clock.now(real: real)
             var clock = state.clock
@@ -160,41 +196,71 @@ public final class Engine: Sendable {
             rearm(state)
             return (before, ClockReading(now: now, offsetMillis: clock.offsetMillis))
         }
-        events.publish("clock.changed", time: reading.now,
+        events.publish(.clockChanged, time: reading.now,
                        data: ["from": .string(before.rfc3339), "to": .string(reading.now.rfc3339)])
         try runDueJobs()
         return clockReading()
     }
 
+    /// How long a failed job waits before its next attempt: doubling from one second, at most five
+    /// minutes, so a full disk is retried soon after space returns without a busy loop meanwhile.
+    static func retryDelayMillis(attempt: Int) -> Int64 {
+        let exponent = min(max(attempt - 1, 0), 16)
+        return min(1000 << Int64(exponent), 300_000)
+    }
+
     /// Runs every scheduled job that is due on the virtual clock, earliest first, each in its own
-    /// transaction that also deletes the job, so a job runs once even across a crash.
+    /// transaction that also deletes the job, so a job runs once even across a crash. A job that
+    /// fails is logged and tried again later (`retryDelayMillis`); the timer always stays armed.
+    /// Throws nothing today; kept `throws` so callers need not change when a job kind may.
     public func runDueJobs() throws {
+        jobRunner.withLock { _ in runDueJobsInTurn() }
+    }
+
+    private func runDueJobsInTurn() {
         while true {
-            let ran = try state.withLock { state -> Bool in
-                let now = state.clock.now(real: realNow())
-                let due = state.schedule.popDue(at: now)
-                guard !due.isEmpty else {
-                    rearm(state)
-                    return false
+            // One step takes every due job off the schedule (its rows stay in the store until each runs).
+            let due = (try? serialized { state -> [ScheduledJob] in
+                let real = realNow()
+                // A retry goes back on the schedule once its wait is over; its entry stays (for the
+                // attempt count) until the job succeeds, and a new failure moves `notBefore` on.
+                for retry in state.retrying.values where retry.notBefore <= real && retry.queuedAt != retry.notBefore {
+                    state.schedule.insert(retry.job)
+                    state.retrying[retry.job.id]?.queuedAt = retry.notBefore
                 }
-                for (index, job) in due.enumerated() {
-                    do {
-                        try run(job, state: &state, now: now)
-                    } catch {
-                        // Jobs not yet run stay scheduled (they are still rows in the store).
-                        for later in due[(index + 1)...] { state.schedule.insert(later) }
-                        throw error
+                let jobs = state.schedule.popDue(at: state.clock.now(real: real))
+                if jobs.isEmpty { rearm(state) }
+                return jobs
+            }) ?? []
+            guard !due.isEmpty else { return }
+            for job in due {
+                do {
+                    try serialized { state in
+                        try run(job, state: &state, now: state.clock.now(real: realNow()))
+                        state.retrying[job.id] = nil
                     }
+                } catch {
+                    let retry = try? serialized { state -> JobRetry in
+                        let attempts = (state.retrying[job.id]?.attempts ?? 0) + 1
+                        let retry = JobRetry(job: job, attempts: attempts,
+                                             notBefore: Timestamp(unixMillis: realNow().unixMillis + Self.retryDelayMillis(attempt: attempts)))
+                        state.retrying[job.id] = retry
+                        rearm(state)
+                        return retry
+                    }
+                    logger.error("a scheduled job failed; it will be tried again", metadata: [
+                        "event": "job.failed", "job_id": .stringConvertible(job.id), "kind": .string(job.kind),
+                        "attempt": .stringConvertible(retry?.attempts ?? 0), "retry_at": .string(retry?.notBefore.rfc3339 ?? "?"),
+                        "error": .string("\(error)"),
+                    ])
                 }
-                return true
             }
-            if !ran { return }
         }
     }
 
     private func run(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
-        switch job.kind {
-        case Self.rolloverJob:
+        switch JobKind(rawValue: job.kind) {
+        case .dailyRollover:
             // Every day that ended since the job's day is recorded at once (a clock jump of a year is
             // one transaction, not 365), keeping only the days a display holds.
             let firstDay = Int64(job.payload) ?? job.due.dayNumber - 1
@@ -203,26 +269,27 @@ public final class Engine: Sendable {
             let days = max(firstDay, lastDay - historyDays + 1)...lastDay
             var recorded = 0
             let displays = state.order.compactMap { state.devices[$0] }.filter { $0.type.isDisplay && $0.hub != nil }
+            let snapshot = state
             let next = try store.write { tx -> ScheduledJob in
                 try tx.deleteJob(job.id)
                 for display in displays {
-                    guard let meter = state.premises[display.premisesID]?.first(where: { state.devices[$0]?.type == .esme }) else { continue }
+                    guard let meter = snapshot.premises[display.premisesID]?.first(where: { snapshot.devices[$0]?.type == .esme }) else { continue }
                     for day in days {
                         try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day))
                     }
                     try tx.pruneConsumption(device: display.id, before: lastDay - historyDays + 1)
                     recorded += 1
                 }
-                return try tx.insertJob(due: .startOfDay(lastDay + 2), kind: Self.rolloverJob, payload: String(lastDay + 1))
+                return try tx.insertJob(due: .startOfDay(lastDay + 2), kind: JobKind.dailyRollover.rawValue, payload: String(lastDay + 1))
             }
             state.schedule.insert(next)
-            events.publish("clock.dayEnded", time: now, data: ["day": .string(Timestamp.dateString(day: lastDay)), "days": .int(Int64(days.count)),
-                                                              "displays": .int(Int64(recorded))], level: .debug)
-        case Self.tenancyJob:
+            events.publish(.clockDayEnded, time: now, data: ["day": .string(Timestamp.dateString(day: lastDay)), "days": .int(Int64(days.count)),
+                                                             "displays": .int(Int64(recorded))], level: .debug)
+        case .tenancyChange:
             try runTenancyJob(job, state: &state, now: now)
-        case Self.firmwareActivationJob:
+        case .firmwareActivation:
             try runFirmwareActivationJob(job, state: &state, now: now)
-        default:
+        case nil:
             try store.write { try $0.deleteJob(job.id) }
             logger.warning("dropped a scheduled job of unknown kind", metadata: ["event": "job.unknown", "kind": .string(job.kind)])
         }
@@ -280,20 +347,20 @@ public final class Engine: Sendable {
 
     /// Devices matching `filter` in ID order, starting after `cursor`.
     public func list(_ filter: DeviceFilter, after cursor: EUI64?, limit: Int) -> Page {
-        state.withLock { state in
-            let start = cursor.map { id in state.order.partitioningIndex { $0 > id } } ?? 0
-            var page: [Device] = []
-            var total = 0
-            var next: EUI64?
-            for (position, id) in state.order.enumerated() {
-                guard let device = state.devices[id], filter.matches(device, lab: state.lab) else { continue }
-                total += 1
-                if position >= start {
-                    if page.count < limit { page.append(device) } else if next == nil { next = page.last?.id }
-                }
+        // A scan of every device: on a snapshot, so that no reader or writer waits for it.
+        let state = snapshot()
+        let start = cursor.map { id in state.order.partitioningIndex { $0 > id } } ?? 0
+        var page: [Device] = []
+        var total = 0
+        var next: EUI64?
+        for (position, id) in state.order.enumerated() {
+            guard let device = state.devices[id], filter.matches(device, lab: state.lab) else { continue }
+            total += 1
+            if position >= start {
+                if page.count < limit { page.append(device) } else if next == nil { next = page.last?.id }
             }
-            return Page(devices: page, next: next, total: total)
         }
+        return Page(devices: page, next: next, total: total)
     }
 
     public func presentedFirmware(of device: Device) -> FirmwareVersion {
@@ -326,7 +393,7 @@ public final class Engine: Sendable {
     }
 
     public func create(_ request: NewDevice) throws -> Device {
-        let device = try state.withLock { state -> Device in
+        let device = try serialized { state -> Device in
             guard let model = state.lab.models[request.model] else {
                 throw DomainError(.modelNotFound, "no device model '\(request.model)'; known: \(state.lab.models.keys.sorted().joined(separator: ", "))")
             }
@@ -351,7 +418,7 @@ public final class Engine: Sendable {
             Self.index(device, into: &state)
             return device
         }
-        events.publish("device.created", device: device.id, time: now(),
+        events.publish(.deviceCreated, device: device.id, time: now(),
                        data: ["type": .string(device.type.name), "premises": .string(device.premisesID), "model": .string(device.modelKey)])
         return device
     }
@@ -363,7 +430,7 @@ public final class Engine: Sendable {
     }
 
     public func remove(_ id: EUI64) throws {
-        try state.withLock { state in
+        try serialized { state in
             guard let device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
             if device.type == .chf, state.premises[device.premisesID]?.contains(where: { state.devices[$0]?.hub == id }) == true {
                 throw DomainError(.invalidState, "hub \(id) still has devices joined; make them leave first")
@@ -374,14 +441,14 @@ public final class Engine: Sendable {
             state.premises[device.premisesID]?.removeAll { $0 == id }
         }
         state.withLock { $0.linkCloser }?(id)
-        events.publish("device.removed", device: id, time: now())
+        events.publish(.deviceRemoved, device: id, time: now())
     }
 
     public struct JoinResult: Sendable { public var device: Device; public var transitions: [InventoryStatus]; public var presented: FirmwareVersion }
 
     /// A device joins a Communications Hub; MP202 decides its mode.
     public func join(_ id: EUI64, hub hubID: EUI64) throws -> JoinResult {
-        let result = try state.withLock { state -> JoinResult in
+        let result = try serialized { state -> JoinResult in
             guard var device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
             guard let hub = state.devices[hubID] else { throw DomainError(.deviceNotFound, "no device \(hubID)") }
             guard let model = state.lab.models[device.modelKey] else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
@@ -392,62 +459,97 @@ public final class Engine: Sendable {
             return JoinResult(device: outcome.device, transitions: outcome.transitions, presented: outcome.presentedFirmware)
         }
         let time = now()
-        events.publish("device.joined", device: id, time: time,
+        events.publish(.deviceJoined, device: id, time: time,
                        data: ["hub": .string(hubID.description), "mode": .string(result.device.mode.name),
                               "presentedFirmwareVersion": .string(result.presented.hex)])
         for status in result.transitions {
-            events.publish("device.status", device: id, time: time, data: ["status": .string(status.rawValue)])
+            events.publish(.deviceStatus, device: id, time: time, data: ["status": .string(status.rawValue)])
         }
         return result
     }
 
     public func leave(_ id: EUI64) throws -> Device {
-        let (device, hub) = try state.withLock { state -> (Device, EUI64?) in
+        let (device, hub) = try serialized { state -> (Device, EUI64?) in
             guard let device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
             let left = try HANMembership.leave(device: device)
             try store.write { try $0.save(left, origin: .api) }
             state.devices[id] = left
             return (left, device.hub)
         }
-        events.publish("device.left", device: id, time: now(), data: ["hub": .string(hub?.description ?? "")])
+        events.publish(.deviceLeft, device: id, time: now(), data: ["hub": .string(hub?.description ?? "")])
         return device
     }
 
-    /// Adds `count` generated premises (hub, ESME, GSME, GPF, PPMID, IHD each), joined, in one transaction.
+    /// How many premises `generate` adds in one transaction: small enough that another writer waits
+    /// at most one batch (some 0.1 s), large enough that the fsyncs do not dominate.
+    static let generateBatchPremises = 1000
+
+    /// Adds `count` generated premises (hub, ESME, GSME, GPF, PPMID, IHD each), joined, in batches of
+    /// `generateBatchPremises`, each one transaction: every batch is all or nothing, and a failure
+    /// leaves the batches before it in place (the error says how many).
     public func generate(premises count: Int) throws -> (premises: Int, devices: Int) {
-        let result = try state.withLock { state -> (Int, Int) in
-            guard count > 0, count <= state.lab.settings.maxGeneratePremises else {
-                throw DomainError(.limitExceeded, "generate 1...\(state.lab.settings.maxGeneratePremises) premises at a time (maxGeneratePremises)")
-            }
-            let models = try Self.generatorModels(state.lab)
-            let owners = Array(Set(state.lab.definition.premises.flatMap { $0.devices.map(\.owner) })).sorted()
-            var firstIndex = 0
-            while state.premises[LabGenerator.premisesID(firstIndex)] != nil { firstIndex += 1 }
-            var created: [Device] = []
-            created.reserveCapacity(count * 6)
-            for index in firstIndex..<(firstIndex + count) {
-                created += LabGenerator.devices(index: index, models: models, cpl: state.lab.cpl, regime: state.lab.regime, owners: owners)
-            }
-            if let clash = created.first(where: { state.devices[$0.id] != nil }) {
-                throw DomainError(.deviceExists, "generated device \(clash.id) already exists")
-            }
-            try store.write { tx in
-                for index in firstIndex..<(firstIndex + count) {
-                    try tx.upsertPremises(id: LabGenerator.premisesID(index), region: CSPRegion.allCases[index % 3], origin: .generated)
-                }
-                for device in created {
-                    try tx.save(device, origin: .generated)
-                    if device.type.isMeterSide { try tx.savePrepayment(PrepaymentState(credit: 1000, emergencyCredit: 500, debt: 0), device: device.id) }
-                }
-            }
-            for device in created {
-                state.devices[device.id] = device
-                state.premises[device.premisesID, default: []].append(device.id)
-            }
-            state.order = state.devices.keys.sorted()
-            return (count, created.count)
+        let lab = self.lab
+        guard count > 0, count <= lab.settings.maxGeneratePremises else {
+            throw DomainError(.limitExceeded, "generate 1...\(lab.settings.maxGeneratePremises) premises at a time (maxGeneratePremises)")
         }
-        events.publish("lab.generated", time: now(), data: ["premises": .int(Int64(result.0)), "devices": .int(Int64(result.1))])
+        let models = try Self.generatorModels(lab)
+        let owners = Array(Set(lab.definition.premises.flatMap { $0.devices.map(\.owner) })).sorted()
+        var premisesAdded = 0, devicesAdded = 0
+        var nextIndex = 0
+        while premisesAdded < count {
+            let batch = min(Self.generateBatchPremises, count - premisesAdded)
+            do {
+                let (firstIndex, created) = try serialized { state -> (Int, Int) in
+                    var firstIndex = nextIndex
+                    while state.premises[LabGenerator.premisesID(firstIndex)] != nil { firstIndex += 1 }
+                    var created: [Device] = []
+                    created.reserveCapacity(batch * 6)
+                    for index in firstIndex..<(firstIndex + batch) {
+                        created += LabGenerator.devices(index: index, models: models, cpl: state.lab.cpl, regime: state.lab.regime, owners: owners)
+                    }
+                    if let clash = created.first(where: { state.devices[$0.id] != nil }) {
+                        throw DomainError(.deviceExists, "generated device \(clash.id) already exists")
+                    }
+                    try store.write { tx in
+                        for index in firstIndex..<(firstIndex + batch) {
+                            try tx.upsertPremises(id: LabGenerator.premisesID(index), region: CSPRegion.allCases[index % 3], origin: .generated)
+                        }
+                        for device in created {
+                            try tx.save(device, origin: .generated)
+                            if device.type.isMeterSide { try tx.savePrepayment(PrepaymentState(credit: 1000, emergencyCredit: 500, debt: 0), device: device.id) }
+                        }
+                    }
+                    for device in created {
+                        state.devices[device.id] = device
+                        state.premises[device.premisesID, default: []].append(device.id)
+                    }
+                    state.order = Self.merged(state.order, created.map(\.id).sorted())
+                    return (firstIndex, created.count)
+                }
+                nextIndex = firstIndex + batch
+                premisesAdded += batch
+                devicesAdded += created
+            } catch {
+                guard premisesAdded > 0 else { throw error }
+                throw DomainError(.invalidState, "generated \(premisesAdded) premises (\(devicesAdded) devices) before a batch failed: \(error)")
+            }
+        }
+        events.publish(.labGenerated, time: now(), data: ["premises": .int(Int64(premisesAdded)), "devices": .int(Int64(devicesAdded))])
+        return (premisesAdded, devicesAdded)
+    }
+
+    /// Two ascending ID lists as one, in O(n): cheaper than sorting all again for every batch.
+    static func merged(_ a: [EUI64], _ b: [EUI64]) -> [EUI64] {
+        guard let firstOfB = b.first else { return a }
+        if let lastOfA = a.last, lastOfA < firstOfB { return a + b }
+        var result: [EUI64] = []
+        result.reserveCapacity(a.count + b.count)
+        var i = 0, j = 0
+        while i < a.count, j < b.count {
+            if a[i] <= b[j] { result.append(a[i]); i += 1 } else { result.append(b[j]); j += 1 }
+        }
+        result += a[i...]
+        result += b[j...]
         return result
     }
 
@@ -468,7 +570,7 @@ public final class Engine: Sendable {
     /// Reloads the devices folder: new lab devices are added; models, the CPL and settings replaced.
     /// Gives an asset to another owner (MAP).
     public func transferOwnership(_ id: EUI64, to owner: String) throws -> Device {
-        let (before, after) = try state.withLock { state -> (Device, Device) in
+        let (before, after) = try serialized { state -> (Device, Device) in
             guard var device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
             guard !owner.isEmpty else { throw DomainError(.invalidState, "name the new owner, e.g. MAP-BETA") }
             let before = device
@@ -477,12 +579,12 @@ public final class Engine: Sendable {
             state.devices[id] = device
             return (before, device)
         }
-        events.publish("asset.transferred", device: id, time: now(), data: ["from": .string(before.owner), "to": .string(after.owner)])
+        events.publish(.assetTransferred, device: id, time: now(), data: ["from": .string(before.owner), "to": .string(after.owner)])
         return after
     }
 
     public func reload(_ lab: LabSnapshot) throws -> Int {
-        let added = try state.withLock { state -> Int in
+        let added = try serialized { state -> Int in
             let now = state.clock.now(real: realNow())
             let added = try store.write { tx in try Self.syncLab(lab, tx: tx, now: now) }
             state.lab = lab
@@ -493,10 +595,27 @@ public final class Engine: Sendable {
             }
             return added
         }
-        events.publish("daemon.reloaded", time: now(), data: ["added": .int(Int64(added)), "models": .int(Int64(lab.models.count)),
+        events.publish(.daemonReloaded, time: now(), data: ["added": .int(Int64(added)), "models": .int(Int64(lab.models.count)),
                                                                "cplEntries": .int(Int64(lab.cpl.entries.count))])
         return added
     }
+}
+
+/// The kinds of scheduled job, as the store names them.
+enum JobKind: String, Sendable {
+    case dailyRollover = "daily-rollover"
+    case tenancyChange = "tenancy-change"
+    case firmwareActivation = "firmware-activation"
+}
+
+/// A job that failed and waits for its next attempt.
+struct JobRetry: Sendable {
+    var job: ScheduledJob
+    var attempts: Int
+    /// Real time of the next attempt.
+    var notBefore: Timestamp
+    /// The `notBefore` for which the job was put back on the schedule, so it is put back once.
+    var queuedAt: Timestamp?
 }
 
 extension Array {

@@ -3,6 +3,46 @@ import SMETSCore
 import SMETSRPC
 import Synchronization
 
+/// Every kind of event the daemon publishes: the `type` subscribers filter on and the journal's
+/// EVENT= field. One name per happening, `area.happening`.
+public enum EventType: String, Sendable, CaseIterable {
+    case accessRefused = "access.refused"
+    case assetTransferred = "asset.transferred"
+    case clockChanged = "clock.changed"
+    case clockDayEnded = "clock.dayEnded"
+    case daemonReloaded = "daemon.reloaded"
+    case deviceCreated = "device.created"
+    case deviceJoined = "device.joined"
+    case deviceLeft = "device.left"
+    case deviceRemoved = "device.removed"
+    case deviceStatus = "device.status"
+    case firmwareAborted = "firmware.aborted"
+    case firmwareActivated = "firmware.activated"
+    case firmwareActivationFailed = "firmware.activationFailed"
+    case firmwareDownloadStarted = "firmware.downloadStarted"
+    case firmwareDownloaded = "firmware.downloaded"
+    case firmwareIgnored = "firmware.ignored"
+    case firmwareNoImage = "firmware.noImage"
+    case firmwareNotified = "firmware.notified"
+    case firmwareOffered = "firmware.offered"
+    case firmwareProgress = "firmware.progress"
+    case firmwareRefused = "firmware.refused"
+    case firmwareRejected = "firmware.rejected"
+    case firmwareScheduled = "firmware.scheduled"
+    case firmwareUpgradeEnd = "firmware.upgradeEnd"
+    case firmwareWaitForData = "firmware.waitForData"
+    case firmwareWaiting = "firmware.waiting"
+    case hanAttached = "han.attached"
+    case hanFrame = "han.frame"
+    case labGenerated = "lab.generated"
+    case messageDisplayed = "message.displayed"
+    case prepaymentToppedUp = "prepayment.toppedUp"
+    case supplierChanged = "supplier.changed"
+    case tenancyChanged = "tenancy.changed"
+    case tenancyCleared = "tenancy.cleared"
+    case tenancyScheduled = "tenancy.scheduled"
+}
+
 /// Something that happened in the emulated system, pushed to `events.subscribe` clients and logged.
 public struct DaemonEvent: Sendable {
     public var seq: Int64
@@ -43,15 +83,16 @@ public final class EventHub: Sendable {
     public func unsubscribe(_ id: Int) { state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
 
     /// Whether anyone listens for `type`: lets hot paths skip building events nobody reads.
-    public func hasSubscribers(for type: String) -> Bool {
-        state.withLock { $0.subscribers.values.contains { $0.types?.contains(type) ?? true } }
+    public func hasSubscribers(for type: EventType) -> Bool {
+        state.withLock { $0.subscribers.values.contains { $0.types?.contains(type.rawValue) ?? true } }
     }
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
     /// Publishes an event. `log` false keeps chatty events (every HAN frame) out of the journal.
-    public func publish(_ type: String, device: EUI64? = nil, time: Timestamp, data: [String: JSONValue] = [:],
+    public func publish(_ kind: EventType, device: EUI64? = nil, time: Timestamp, data: [String: JSONValue] = [:],
                         level: Logger.Level = .info, message: String? = nil, log: Bool = true) {
+        let type = kind.rawValue
         let (event, sinks) = state.withLock { state -> (DaemonEvent, [Sink]) in
             state.seq += 1
             let event = DaemonEvent(seq: state.seq, time: time, type: type, device: device, data: data)

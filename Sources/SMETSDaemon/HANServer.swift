@@ -12,14 +12,12 @@ import SystemdKit
 /// The links attached to each device: every frame a device sends goes to all of them.
 final class LinkRegistry: Sendable {
     private let links = Mutex<[EUI64: [ObjectIdentifier: any Channel]]>([:])
-    let maxPerDevice: Int
 
-    init(maxPerDevice: Int) { self.maxPerDevice = maxPerDevice }
-
-    func attach(_ channel: any Channel, to device: EUI64) -> Bool {
+    /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`).
+    func attach(_ channel: any Channel, to device: EUI64, limit: Int) -> Bool {
         links.withLock { links in
             var attached = links[device, default: [:]]
-            guard attached.count < maxPerDevice else { return false }
+            guard attached.count < limit else { return false }
             attached[ObjectIdentifier(channel)] = channel
             links[device] = attached
             return true
@@ -42,18 +40,18 @@ final class HANServer: Sendable {
     let group: any EventLoopGroup
     let pool: NIOThreadPool
     let counter: ConnectionCounter
-    let settings: Settings
+    /// Read when a connection is accepted; the socket count, mode and group only at `listen`.
+    let settings: LiveSettings
     let access: AccessPolicy
     let logger: Logger
-    let links: LinkRegistry
+    let links = LinkRegistry()
     private let socketFiles = Mutex<[String]>([])
 
-    init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: Settings,
+    init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: LiveSettings,
          access: AccessPolicy, logger: Logger) {
         self.engine = engine; self.group = group; self.pool = pool; self.counter = counter; self.settings = settings
         self.access = access
         self.logger = logger
-        self.links = LinkRegistry(maxPerDevice: settings.maxLinksPerDevice)
         let links = self.links
         engine.setFrameSink { outgoing in
             let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
@@ -89,8 +87,10 @@ final class HANServer: Sendable {
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handler = HANChannelHandler(engine: engine, pool: pool, counter: counter, links: links, settings: settings,
-                                                    access: access, impliedDevice: impliedDevice, admitted: counter.acquire(.han))
+                    // The link keeps the limits in force now, whatever a later reload says.
+                    let limits = settings.current
+                    let handler = HANChannelHandler(engine: engine, pool: pool, counter: counter, links: links, settings: limits,
+                                                    access: access, impliedDevice: impliedDevice, admitted: counter.acquire(.han, under: limits))
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -98,6 +98,7 @@ final class HANServer: Sendable {
 
     /// Listens on `han.sock` (from systemd when activated) and on per-device sockets.
     func listen(runtimeDirectory: String, activated: [ActivatedSocket]) throws -> [any Channel] {
+        let settings = self.settings.current
         engine.setLinkCloser { [weak self] id in self?.closeLinks(of: id) }
         var channels: [any Channel] = []
         if let socket = SocketActivation.socket(for: "han", in: activated) {
@@ -232,7 +233,7 @@ final class HANChannelHandler: ChannelInboundHandler {
         }
         let role = access.role(for: peer)
         guard access.mayAttach(role) else {
-            engine.events.publish("access.refused", time: engine.now(), data: [
+            engine.events.publish(.accessRefused, time: engine.now(), data: [
                 "method": "han.attach", "role": .string(role.description), "caller_uid": .string(peer.map { String($0.uid) } ?? "unknown"),
             ], level: .warning, message: "refused a HAN link")
             fail(context: context, .notAuthorised, "the \(role.kind) role may not attach to devices; ask the lab operator for the rig role")
@@ -256,7 +257,7 @@ final class HANChannelHandler: ChannelInboundHandler {
             fail(context: context, .unknownDevice, "no device \(target)")
             return
         }
-        guard links.attach(context.channel, to: target) else {
+        guard links.attach(context.channel, to: target, limit: settings.maxLinksPerDevice) else {
             fail(context: context, .tooManyConnections, "\(target) already has \(settings.maxLinksPerDevice) links attached (maxLinksPerDevice)")
             return
         }
@@ -268,7 +269,7 @@ final class HANChannelHandler: ChannelInboundHandler {
                                  manufacturerCode: model?.manufacturer.numericCode ?? 0, imageType: model?.numericImageType ?? 0,
                                  currentFileVersion: engine.presentedFirmware(of: device).rawValue)
         send(.welcome(welcome), context: context)
-        engine.events.publish("han.attached", device: target, time: engine.now(), data: ["rig": .string(hello.rigNode.description)], level: .debug)
+        engine.events.publish(.hanAttached, device: target, time: engine.now(), data: ["rig": .string(hello.rigNode.description)], level: .debug)
     }
 
     private func dispatch(_ data: HANData, device: EUI64, context: ChannelHandlerContext) {

@@ -1,7 +1,8 @@
 import Foundation
+import Synchronization
 
 /// Every limit and knob of the daemon, with safe defaults. Read from `smetsd.json` in the devices
-/// folder when present (any subset of keys), then overridden by command-line flags.
+/// folder when present (any subset of keys; an unknown key is an error).
 public struct Settings: Sendable, Codable, Hashable {
     /// Largest HAN frame length field accepted (type + body); the contract caps it at 4096.
     public var maxHANFrameBytes = 4096
@@ -23,7 +24,7 @@ public struct Settings: Sendable, Codable, Hashable {
     public var historyDays = 400
     /// Largest firmware image accepted, in bytes.
     public var maxImageBytes = 16 << 20
-    /// Days of history back-filled for the lab's displays when the state is first created.
+    /// Days of history back-filled for a lab display when it is first added to the state.
     public var seedHistoryDays = 14
     /// How many devices keep a `han.trace` ring (200 frames each) at once; the oldest goes first.
     public var maxTracedDevices = 2048
@@ -32,11 +33,25 @@ public struct Settings: Sendable, Codable, Hashable {
     /// The group that owns the socket files (and may connect), if any.
     public var socketGroup: String?
 
+    /// The keys of `smetsd.json`, in the order of docs/settings.md.
+    public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
+        case maxHANFrameBytes, maxHANConnections, maxLinksPerDevice, helloTimeoutSeconds, maxPerDeviceSockets
+        case maxControlConnections, maxControlLineBytes, maxGeneratePremises, historyDays, maxImageBytes
+        case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
+    }
+
     public init() {}
 
     public var socketModeBits: UInt32 { UInt32(socketMode, radix: 8) ?? 0o660 }
 
     public init(from decoder: any Decoder) throws {
+        // Unknown keys first: a misspelt limit would otherwise be silently ignored.
+        let unknown = try decoder.container(keyedBy: AnyKey.self).allKeys.map(\.stringValue)
+            .filter { CodingKeys(stringValue: $0) == nil }.sorted()
+        if let first = unknown.first {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [AnyKey(first)],
+                                                    debugDescription: Self.unknownKeyAdvice(unknown)))
+        }
         let defaults = Settings()
         let c = try decoder.container(keyedBy: CodingKeys.self)
         maxHANFrameBytes = try c.decodeIfPresent(Int.self, forKey: .maxHANFrameBytes) ?? defaults.maxHANFrameBytes
@@ -75,5 +90,143 @@ public struct Settings: Sendable, Codable, Hashable {
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
         return found
+    }
+}
+
+// MARK: - Unknown keys
+
+extension Settings {
+    struct AnyKey: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(_ name: String) { stringValue = name }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    /// Every key `smetsd.json` may hold.
+    public static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
+
+    /// The known key `name` was most likely meant to be (a typo, other letter case, or a
+    /// shortened or lengthened name), or nil when none is close.
+    public static func closestKey(to name: String) -> String? {
+        let typed = name.lowercased()
+        let scored = knownKeys.compactMap { key -> (key: String, distance: Int)? in
+            let known = key.lowercased()
+            let distance = editDistance(Array(typed.utf8), Array(known.utf8))
+            let nested = typed.count >= 5 && (known.hasPrefix(typed) || typed.hasPrefix(known))
+            return distance <= max(2, typed.count / 4) || nested ? (key, distance) : nil
+        }
+        return scored.min { $0.distance < $1.distance }?.key
+    }
+
+    /// What to write instead of the unknown keys: the nearest known key for each, else the list.
+    static func unknownKeyAdvice(_ unknown: [String]) -> String {
+        func advice(_ key: String) -> String {
+            closestKey(to: key).map { "did you mean '\($0)'?" } ?? "it is none of \(knownKeys.joined(separator: ", ")) (see docs/settings.md)"
+        }
+        var text = "unknown key; " + advice(unknown[0])
+        for other in unknown.dropFirst() { text += "; also unknown: '\(other)', " + advice(other) }
+        return text
+    }
+
+    /// Levenshtein distance: insertions, deletions and substitutions.
+    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+        guard !a.isEmpty else { return b.count }
+        var previous = Array(0...b.count)
+        var current = previous
+        for i in 1...a.count {
+            current[0] = i
+            for j in stride(from: 1, through: b.count, by: 1) {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}
+
+// MARK: - Reload
+
+extension Settings {
+    /// How a running daemon takes a changed key on SIGHUP.
+    public enum ReloadEffect: Sendable, Equatable {
+        /// Used from the reload on (new connections get it; open ones keep the value they started with).
+        case live
+        /// Fixed when the sockets are bound: only a restart changes it.
+        case restart
+    }
+
+    /// One key: how a reload treats it, whether two settings differ in it, and how to take it over.
+    struct Field {
+        var effect: ReloadEffect
+        var differs: (Settings, Settings) -> Bool
+        var adopt: (inout Settings, Settings) -> Void
+
+        static func of<Value: Equatable>(_ path: WritableKeyPath<Settings, Value>, _ effect: ReloadEffect) -> Field {
+            Field(effect: effect, differs: { $0[keyPath: path] != $1[keyPath: path] }, adopt: { $0[keyPath: path] = $1[keyPath: path] })
+        }
+    }
+
+    /// Every key's field; the switch is exhaustive so a new key cannot be left unclassified.
+    static func field(_ key: CodingKeys) -> Field {
+        switch key {
+        case .maxHANFrameBytes: .of(\.maxHANFrameBytes, .live)
+        case .maxHANConnections: .of(\.maxHANConnections, .live)
+        case .maxLinksPerDevice: .of(\.maxLinksPerDevice, .live)
+        case .helloTimeoutSeconds: .of(\.helloTimeoutSeconds, .live)
+        case .maxPerDeviceSockets: .of(\.maxPerDeviceSockets, .restart)  // the per-device sockets are bound at start
+        case .maxControlConnections: .of(\.maxControlConnections, .live)
+        case .maxControlLineBytes: .of(\.maxControlLineBytes, .live)
+        case .maxGeneratePremises: .of(\.maxGeneratePremises, .live)
+        case .historyDays: .of(\.historyDays, .live)
+        case .maxImageBytes: .of(\.maxImageBytes, .live)
+        case .seedHistoryDays: .of(\.seedHistoryDays, .live)
+        case .maxTracedDevices: .of(\.maxTracedDevices, .live)
+        case .socketMode: .of(\.socketMode, .restart)  // applied to the socket files and folders when bound
+        case .socketGroup: .of(\.socketGroup, .restart)
+        }
+    }
+
+    /// How SIGHUP treats `key`.
+    public static func reloadEffect(of key: CodingKeys) -> ReloadEffect { field(key).effect }
+
+    /// The keys that differ between the settings in force and the reloaded file: those a reload
+    /// applies, and those that only take effect after a restart. Both in docs/settings.md order.
+    public static func reloadPlan(from old: Settings, to new: Settings) -> (applied: [String], needsRestart: [String]) {
+        var applied: [String] = [], needsRestart: [String] = []
+        for key in CodingKeys.allCases where field(key).differs(old, new) {
+            if field(key).effect == .live { applied.append(key.rawValue) } else { needsRestart.append(key.rawValue) }
+        }
+        return (applied, needsRestart)
+    }
+
+    /// The settings in force after reloading `new`: its live keys, and this value's restart-only
+    /// keys (still what the sockets were bound with, so the next reload reports them again).
+    public func reloaded(with new: Settings) -> Settings {
+        var result = self
+        for key in CodingKeys.allCases where Self.field(key).effect == .live { Self.field(key).adopt(&result, new) }
+        return result
+    }
+}
+
+/// The settings in force, shared by the components that read a limit when they need it (a new
+/// connection takes the current limits; one already open keeps those it started with).
+public final class LiveSettings: Sendable {
+    private let value: Mutex<Settings>
+
+    public init(_ settings: Settings) { value = Mutex(settings) }
+
+    /// The settings in force now.
+    public var current: Settings { value.withLock { $0 } }
+
+    /// Applies a reloaded file's live keys; returns what changed, as `Settings.reloadPlan` does.
+    @discardableResult
+    public func reload(_ new: Settings) -> (applied: [String], needsRestart: [String]) {
+        value.withLock { current in
+            let plan = Settings.reloadPlan(from: current, to: new)
+            current = current.reloaded(with: new)
+            return plan
+        }
     }
 }

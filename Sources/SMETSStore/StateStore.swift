@@ -10,9 +10,14 @@ public final class StateStore: Sendable {
     public static let fileName = "smetsd.sqlite"
     public let path: String
     let pool: DatabasePool
+    let hooks: StoreHooks
 
     /// Opens (creating if needed) the state in `directory` and brings its schema up to date.
-    public init(directory: String) throws {
+    /// - Parameters:
+    ///   - directory: the state folder.
+    ///   - hooks: fault injection for tests (a write that fails or waits on demand); none by default.
+    public init(directory: String, hooks: StoreHooks = StoreHooks()) throws {
+        self.hooks = hooks
         path = directory.hasSuffix("/") ? directory + Self.fileName : directory + "/" + Self.fileName
         var configuration = Configuration()
         configuration.label = "smetsd.state"
@@ -32,7 +37,12 @@ public final class StateStore: Sendable {
 
     /// Runs `body` in one write transaction; it is durable when this returns.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try pool.write { db in try body(StoreTransaction(db: db)) }
+        try pool.write { db in
+            let result = try body(StoreTransaction(db: db))
+            // After the body, so that a failure here rolls back everything the body wrote.
+            try hooks.beforeCommit?()
+            return result
+        }
     }
 
     /// Runs `body` on a consistent snapshot.
@@ -121,4 +131,14 @@ public final class StateStore: Sendable {
 /// Where a device came from: the lab file, `lab.generate`, or `devices.create`.
 public enum DeviceOrigin: String, Sendable {
     case lab, generated, api
+}
+
+/// Hooks into the store's write path, for fault-injection tests: a write that fails (as a full disk
+/// or an EIO from fsync would) or that waits (to hold a write open while readers are checked).
+public struct StoreHooks: Sendable {
+    /// Runs inside every write transaction, after its changes and before the commit. Throwing rolls
+    /// the whole transaction back; blocking holds the transaction open.
+    public var beforeCommit: (@Sendable () throws -> Void)?
+
+    public init(beforeCommit: (@Sendable () throws -> Void)? = nil) { self.beforeCommit = beforeCommit }
 }

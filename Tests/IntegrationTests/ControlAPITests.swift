@@ -147,6 +147,15 @@ import Glibc
         #expect(notification.params?["device"]?.stringValue == spareS2)
         #expect(notification.params?["data"]?["mode"]?.stringValue == "SMETS2+")
     }
+
+    @Test func subscribingToAnUnknownEventTypeNamesIt() throws {
+        let daemon = try DaemonHarness().start()
+        defer { daemon.stop() }
+        let error = try #require(try daemon.callError("events.subscribe", ["types": ["device.joined", "device.joind"]]))
+        #expect(error.code == JSONRPCError.invalidParamsCode)
+        #expect(error.message.contains("device.joind"))
+        #expect(!error.message.contains("unknown event types device.joined"))
+    }
 }
 
 /// Writes raw lines and reads raw answers, for what ControlClient would never send.

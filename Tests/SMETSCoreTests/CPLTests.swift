@@ -137,3 +137,41 @@ struct CPLTests {
         #expect(!cpl.lists(model: model, presented: firmware("02000100"), mode: .smets1, regime: .mp202))
     }
 }
+
+@Suite("CPL validation (SEC Appendix Z 3.13)")
+struct CPLValidationTests {
+    static let header = CPL.header
+
+    @Test("a row repeating another's six-part key is refused, naming both lines")
+    func duplicatesAreRefused() {
+        let error = #expect(throws: CPLParseError.self) {
+            try CPL.parse(csv: "\(Self.header)\n1234,0000A001,1,01020300,SMETS2+,4.0,PPMID,\n1234,0000a001,1,01020300,SMETS2+,4.1,PPMID,\n")
+        }
+        #expect(error?.line == 3)
+        #expect(error?.message.contains("duplicate of line 2") == true)
+    }
+
+    @Test("rows that differ in SMETS version or device type are not duplicates")
+    func keyHasSixParts() throws {
+        let cpl = try CPL.parse(csv: "\(Self.header)\n1234,0000A001,1,01020300,SMETS2+,4.0,PPMID,\n1234,0000A001,1,01020300,SMETS1,,PPMID,\n1234,0000A001,1,01020300,SMETS2+,4.0,IHD,\n")
+        #expect(cpl.entries.count == 3)
+    }
+
+    @Test("Appendix Z 3.13(b): a fictitious version equal to a real version of the model is refused")
+    func fictitiousMustDifferFromReal() {
+        let error = #expect(throws: CPLParseError.self) {
+            try CPL.parse(csv: "\(Self.header)\n1234,0000A001,1,01030000,SMETS2+,4.0,PPMID,\n1234,0000A001,1,01030000,SMETS1,,PPMID,01020300\n")
+        }
+        #expect(error?.line == 3)
+        #expect(error?.message.contains("3.13(b)") == true)
+    }
+
+    @Test("lookups respect the device type: a PPMID row does not list an IHD model with the same IDs")
+    func lookupsRespectDeviceType() throws {
+        let cpl = try CPL.parse(csv: "\(Self.header)\n1234,0000A001,1,01020300,SMETS2+,4.0,PPMID,\n")
+        var model = try shippedModel("acme-ppmid-dm")
+        #expect(cpl.lists(model: model, presented: firmware("01020300"), mode: .smets2, regime: .mp202))
+        model.type = .ihd
+        #expect(!cpl.lists(model: model, presented: firmware("01020300"), mode: .smets2, regime: .mp202))
+    }
+}

@@ -15,7 +15,7 @@ struct DaemonUnitTests {
         let lab = try LabLoader.load(directory: root + "/devices")
         let logger = Logger(label: "test")
         let engine = try Engine(store: try StateStore(directory: state), lab: lab, events: EventHub(logger: logger), logger: logger)
-        let info = DaemonInfo(pid: 1, statePath: state, runtimeDirectory: state, counter: ConnectionCounter(maxControl: 1, maxHAN: 1))
+        let info = DaemonInfo(pid: 1, statePath: state, runtimeDirectory: state, counter: ConnectionCounter())
         return (ControlRouter(engine: engine, daemon: info, access: AccessPolicy(), logger: logger), state)
     }
 
