@@ -2,60 +2,29 @@ import Crypto
 import Dispatch
 import Foundation
 import SMETSCore
+import SMETSDevices
 import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
 
-/// A device's OTA state: the ZCL OTA Upgrade client attributes, the download in progress, the
-/// image it holds, and (for a Communications Hub) the images it serves as OTA server.
+/// A device's OTA state: its OTA Upgrade client (a PPMID's or IHD's download, held image and
+/// schedule) and, for a Communications Hub, its OTA server (the images it offers its clients).
+/// The machines decide; the engine below carries out what they return.
 public struct DeviceFirmwareState: Sendable, Hashable {
-    public var fileOffset: UInt32 = 0
-    public var downloadedFileVersion: UInt32?
-    /// 0 normal, 1 downloading, 2 download complete, 3 waiting to upgrade.
-    public var imageUpgradeStatus: UInt8 = 0
-    /// The download in progress: kept when a link breaks, so that it resumes from `fileOffset`.
-    var download: FirmwareDownload?
-    /// The validated image the device holds until it activates it (also in the store).
-    var held: HeldFirmware?
-    /// What happened last, for `firmware.update` to report.
-    var last: FirmwareStep?
-    /// A hub's offers as OTA server, by client device.
-    var serving: [EUI64: ServedImage] = [:]
-    var sequence: UInt8 = 0
-    var reportedPercent = -1
-}
+    var client = OTAClient()
+    var server = OTAServer()
 
-/// An image a Communications Hub serves to one client.
-struct ServedImage: Hashable, Sendable {
-    var file: [UInt8]
-    var header: OTAImageHeader
-    var hash: String
-    var activation: FirmwareActivationTime
-    /// The client's Upgrade End Request status, once it sent one.
-    var endStatus: UInt8?
+    /// ZCL FileOffset.
+    public var fileOffset: UInt32 { client.fileOffset }
+    /// ZCL DownloadedFileVersion; nil reads as 0xFFFFFFFF.
+    public var downloadedFileVersion: UInt32? { client.downloadedFileVersion }
+    /// ZCL ImageUpgradeStatus: 0 normal, 1 downloading, 2 download complete, 3 waiting to upgrade.
+    public var imageUpgradeStatus: UInt8 { client.imageUpgradeStatus.rawValue }
 }
 
 /// When a served image is to be activated: what the hub's Upgrade End Response says.
-public enum FirmwareActivationTime: Hashable, Sendable {
-    case now
-    case at(Timestamp)
-    /// Upgrade time 0xFFFFFFFF: wait for `firmware.activate` (or another Upgrade End Response).
-    case later
-}
-
-/// The last step of a device's OTA client, for reports.
-enum FirmwareStep: Hashable, Sendable {
-    case downloading
-    case downloaded(hash: String)
-    case rejected(FirmwareVerdict)
-    case aborted(String)
-    case noImage(UInt8)
-    case activated(FirmwareVersion)
-    case scheduled(Timestamp)
-    case waiting
-    case activationFailed(ActivationOutcome, String)
-}
+public typealias FirmwareActivationTime = OTAServer.ActivationTime
 
 /// A scheduled activation, as the job's payload.
 struct PendingActivation: Codable {
@@ -83,16 +52,13 @@ public struct FirmwareUpdateResult: Sendable {
 }
 
 extension Engine {
-    
     func firmwareState(_ id: EUI64) -> DeviceFirmwareState { firmwareStates.withLock { $0[id] ?? DeviceFirmwareState() } }
 
     /// The held images of the store, as OTA client state: read once when the engine starts.
     static func restoredFirmware(_ store: StateStore) throws -> [EUI64: DeviceFirmwareState] {
         try store.read { try $0.allHeldFirmware() }.mapValues { held in
             var state = DeviceFirmwareState()
-            state.held = held
-            state.imageUpgradeStatus = held.status.rawValue
-            state.downloadedFileVersion = held.fileVersion.rawValue
+            state.client = OTAClient(restoring: held)
             return state
         }
     }
@@ -105,50 +71,42 @@ extension Engine {
         guard frame.header.frameType == .clusterSpecific else { return nil }
         // Built only when needed: this runs for every block of every transfer.
         var malformed: ZCLHandling { .now(reply(Self.defaultResponse(to: frame, status: .malformedCommand))) }
-        let id = device.id
         if device.type.isDisplay && frame.header.direction == .serverToClient {
+            let command: OTAClient.ServerCommand
             switch frame.header.commandID {
             case OTACommandID.imageNotify:
                 guard let notify = try? frame.decodePayload(as: ImageNotify.self) else { return malformed }
-                return .now(reply(clientImageNotify(id, from: source, notify)))
+                command = .imageNotify(notify)
             case OTACommandID.queryNextImageResponse:
                 guard let response = try? frame.decodePayload(as: QueryNextImageResponse.self) else { return malformed }
-                return .now(reply(clientQueryResponse(id, from: source, response)))
+                command = .queryNextImageResponse(response)
             case OTACommandID.imageBlockResponse:
                 guard let response = try? frame.decodePayload(as: ImageBlockResponse.self) else { return malformed }
-                switch clientBlockResponse(id, from: source, response) {
-                case .frames(let frames): return .now(reply(frames))
-                case .complete: return .blocking { [self] in reply(self.completeDownload(id, from: source)) }
-                }
+                command = .imageBlockResponse(response)
             case OTACommandID.upgradeEndResponse:
                 guard let response = try? frame.decodePayload(as: UpgradeEndResponse.self) else { return malformed }
-                return .blocking { [self] in
-                    self.clientUpgradeEndResponse(id, from: source, response)
-                    return reply(Self.defaultResponse(to: frame, status: .success))
-                }
+                command = .upgradeEndResponse(response)
             default:
                 return nil
             }
+            return clientCommand(device.id, command, from: source, frame: frame, reply: reply)
         }
         if device.type == .chf && frame.header.direction == .clientToServer {
+            let command: OTAServer.ClientCommand
             switch frame.header.commandID {
             case OTACommandID.queryNextImageRequest:
                 guard let request = try? frame.decodePayload(as: QueryNextImageRequest.self) else { return malformed }
-                let response = serverQuery(hub: id, client: source, request)
-                return .now(reply([respond(to: frame, with: response)]))
+                command = .queryNextImageRequest(request)
             case OTACommandID.imageBlockRequest:
                 guard let request = try? frame.decodePayload(as: ImageBlockRequest.self) else { return malformed }
-                let response = serverBlock(hub: id, client: source, request)
-                return .now(reply([respond(to: frame, with: response)]))
+                command = .imageBlockRequest(request)
             case OTACommandID.upgradeEndRequest:
                 guard let request = try? frame.decodePayload(as: UpgradeEndRequest.self) else { return malformed }
-                guard let response = serverUpgradeEnd(hub: id, client: source, request) else {
-                    return .now(reply(Self.defaultResponse(to: frame, status: .success)))
-                }
-                return .now(reply([respond(to: frame, with: response)]))
+                command = .upgradeEndRequest(request)
             default:
                 return nil
             }
+            return .now(reply(serverCommand(hub: device.id, command, from: source, frame: frame)))
         }
         return nil
     }
@@ -157,302 +115,267 @@ extension Engine {
         ZCLFrame(command, sequenceNumber: frame.header.sequenceNumber, disableDefaultResponse: true)
     }
 
-    /// A new transaction of the device's OTA client.
-    private func request<C: ZCLClusterCommand>(_ command: C, sequence: UInt8) -> ZCLFrame {
-        ZCLFrame(command, sequenceNumber: sequence, disableDefaultResponse: true)
-    }
-
     // MARK: the device as OTA client
 
-    /// Image Notify: query the notifier for the image, unless it names another manufacturer or type.
-    func clientImageNotify(_ id: EUI64, from server: EUI64, _ notify: ImageNotify) -> [ZCLFrame] {
-        let query = state.withLock { state -> (QueryNextImageRequest, UInt8)? in firmwareStates.withLock { states -> (QueryNextImageRequest, UInt8)? in
+    /// What `id`'s OTA client needs to know about the device, from `state`; nil when it is gone.
+    func clientContext(_ id: EUI64, in state: State) -> OTAClient.Context? {
+        guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
+        var context = OTAClient.Context(model: model, runningFirmware: device.firmwareVersion,
+                                        maxImageBytes: state.lab.settings.maxImageBytes, upgradeServer: device.hub)
+        context.hasOTA = model.hasOTA
+        return context
+    }
+
+    /// A command from the device's OTA server. Most run in place under the OTA lock, at once: a
+    /// block appended there grows the download without copying it. An Upgrade End Response, and
+    /// the check of a complete download, may change the store: they run on the blocking pool.
+    private func clientCommand(_ id: EUI64, _ command: OTAClient.ServerCommand, from server: EUI64, frame: ZCLFrame,
+                               reply: @escaping @Sendable ([ZCLFrame]) -> [OutgoingZCL]) -> ZCLHandling {
+        let input = OTAClient.Input.command(command, from: server)
+        if case .upgradeEndResponse = command {
+            return .blocking { [self] in reply(self.clientDurably(id, input, answering: frame)) }
+        }
+        guard let (context, now) = state.withLock({ state in clientContext(id, in: state).map { ($0, state.clock.now(real: realNow())) } }) else {
+            return .now([])
+        }
+        let actions = firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].client.receive(input, now: now, context: context) }
+        if actions.contains(where: { if case .verify = $0 { true } else { false } }) {
+            return .blocking { [self] in reply(self.carryOut(id, actions, answering: frame)) }
+        }
+        return .now(reply(carryOut(id, actions, answering: frame)))
+    }
+
+    /// Performs a client batch whose durable changes (if any) are committed: frames out, events
+    /// published, a complete download checked. Returns the frames, to the server that sent `frame`.
+    private func carryOut(_ id: EUI64, _ actions: [OTAClient.Action], answering frame: ZCLFrame?) -> [ZCLFrame] {
+        var frames: [ZCLFrame] = []
+        var time: Timestamp?
+        for action in actions {
+            switch action {
+            case let .send(command, _, sequence):
+                frames.append(Self.clientFrame(command, sequence: sequence))
+            case .respond(let status):
+                if let frame { frames += Self.defaultResponse(to: frame, status: status) }
+            case .event(let event):
+                if time == nil { time = now() }
+                publish(event, device: id, time: time ?? Timestamp(unixMillis: 0))
+            case let .verify(file, _, _):
+                frames += verify(id, file: file)
+            case .persist, .activate:
+                // Consumed by the writer's turn that ran the batch (`clientTurn`).
+                break
+            }
+        }
+        return frames
+    }
+
+    /// A new transaction of the device's OTA client.
+    private static func clientFrame(_ command: OTAClient.ClientCommand, sequence: UInt8) -> ZCLFrame {
+        switch command {
+        case .queryNextImageRequest(let request): ZCLFrame(request, sequenceNumber: sequence, disableDefaultResponse: true)
+        case .imageBlockRequest(let request): ZCLFrame(request, sequenceNumber: sequence, disableDefaultResponse: true)
+        case .upgradeEndRequest(let request): ZCLFrame(request, sequenceNumber: sequence, disableDefaultResponse: true)
+        }
+    }
+
+    /// The whole file is in: checks it against the firmware rules (outside every lock: a signature
+    /// check is slow), then hands the verdict to the client, which keeps a passing image.
+    private func verify(_ id: EUI64, file: [UInt8]) -> [ZCLFrame] {
+        guard let (device, model, lab) = state.withLock({ state -> (Device, DeviceModel, LabSnapshot)? in
             guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
-            if let code = notify.manufacturerCode, code != 0xFFFF, code != model.manufacturer.numericCode { return nil }
-            if let type = notify.imageType, type != 0xFFFF, type != model.numericImageType { return nil }
-            let presented = state.lab.cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime)
-            var firmware = states[id] ?? DeviceFirmwareState()
-            firmware.sequence &+= 1
-            states[id] = firmware
-            let request = QueryNextImageRequest(manufacturerCode: model.manufacturer.numericCode, imageType: model.numericImageType,
-                                                currentFileVersion: presented.rawValue, hardwareVersion: model.hardwareVersion)
-            return (request, firmware.sequence)
-        } }
-        var data: [String: JSONValue] = ["server": .string(server.description)]
-        if let version = notify.newFileVersion { data["fileVersion"] = .string(upperHex(version, width: 8)) }
-        data["accepted"] = .bool(query != nil)
-        events.publish(.firmwareNotified, device: id, time: now(), data: data)
-        guard let (query, sequence) = query else { return [] }
-        return [request(query, sequence: sequence)]
+            return (device, model, state.lab)
+        }) else { return [] }
+        let (verdict, image) = Self.check(file: file, device: device, model: model, lab: lab)
+        let input: OTAClient.Input = if let image, verdict.accepted {
+            .verdict(.accepted(image, hash: Self.imageHash(image.manufacturerImage)))
+        } else {
+            .verdict(.rejected(verdict))
+        }
+        return clientDurably(id, input, answering: nil)
     }
 
-    /// Query Next Image Response: start (or resume) the download, or note that there is none.
-    func clientQueryResponse(_ id: EUI64, from server: EUI64, _ response: QueryNextImageResponse) -> [ZCLFrame] {
-        guard case let .success(code, type, version, size) = response else {
-            firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .noImage(response.statusCode) }
-            events.publish(.firmwareNoImage, device: id, time: now(),
-                           data: ["server": .string(server.description), "status": .string(ZCLStatus.describe(response.statusCode))])
-            return []
+    /// Runs an input that may change the store in a writer's turn (`clientTurn`), then performs
+    /// the rest of the batch. A failed commit is the client's to answer (it sends ABORT or FAILURE).
+    private func clientDurably(_ id: EUI64, _ input: OTAClient.Input, answering frame: ZCLFrame?) -> [ZCLFrame] {
+        do {
+            let turn = try serialized { state in try clientTurn(id, input, state: &state, now: state.clock.now(real: realNow()), onStoreFailure: .answer) }
+            return carryOut(id, turn.actions, answering: frame)
+        } catch {
+            // Not a commit (those the client answers): the turn itself could not run.
+            logger.error("the OTA client could not act", metadata: ["event": "firmware.storeFailed", "device_id": .string(id.description), "error": .string("\(error)")])
+            return frame.map { Self.defaultResponse(to: $0, status: .failure) } ?? []
         }
-        let offered = OfferedImage(manufacturerCode: code, imageType: type, fileVersion: version, imageSize: size)
-        enum Start { case request(ImageBlockRequest, UInt8, resumed: UInt32), tooLarge(Int), gone }
-        let start = state.withLock { state -> Start in firmwareStates.withLock { states -> Start in
-            guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return .gone }
-            var firmware = states[id] ?? DeviceFirmwareState()
-            let limit = state.lab.settings.maxImageBytes
-            guard Int(size) <= limit, size > 0 else { return .tooLarge(limit) }
-            if firmware.download?.server != server || firmware.download?.image != offered {
-                firmware.download = FirmwareDownload(server: server, image: offered)
+    }
+
+    /// What a writer's turn of the client did.
+    struct ClientTurn {
+        /// The batch's actions still to perform after the turn (frames, events, a check).
+        var actions: [OTAClient.Action]
+        /// The activation the batch asked for, if any.
+        var activation: ActivationReport?
+    }
+
+    enum StoreFailurePolicy {
+        /// The device answers (a HAN command): the client undoes its change and says so.
+        case answer
+        /// The caller answers (the control API, a job that is retried): the error is thrown and nothing changes.
+        case rethrow
+    }
+
+    /// Runs `input` through `id`'s client inside a writer's turn: commits the batch's durable
+    /// changes in one transaction, activates when told, and only then swaps the client's new state
+    /// in where readers find it. `also` joins an activation's transaction (a job deleting itself).
+    func clientTurn(_ id: EUI64, _ input: OTAClient.Input, state: inout State, now: Timestamp, onStoreFailure: StoreFailurePolicy,
+                    also: ((StoreTransaction) throws -> Void)? = nil) throws -> ClientTurn {
+        guard let context = clientContext(id, in: state) else { return ClientTurn(actions: []) }
+        // A copy: frames of one device arrive one at a time, so nothing changes the stored client
+        // during the turn (an input on the event loop meanwhile would be overwritten).
+        var client = firmwareStates.withLock { $0[id]?.client } ?? OTAClient()
+        var actions = client.receive(input, now: now, context: context)
+        let changes = actions.compactMap { if case .persist(let change) = $0 { change } else { nil } }
+        if !changes.isEmpty {
+            do {
+                try commit(changes, device: id, state: &state, now: now)
+            } catch {
+                if case .rethrow = onStoreFailure { throw error }
+                actions = client.receive(.persistFailed(reason: "\(error)"), now: now, context: context)
             }
-            let download = firmware.download!
-            firmware.fileOffset = download.fileOffset
-            firmware.imageUpgradeStatus = ImageUpgradeStatus.downloading.rawValue
-            firmware.last = .downloading
-            firmware.reportedPercent = -1
-            firmware.sequence &+= 1
-            states[id] = firmware
-            let request = ImageBlockRequest(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: download.fileOffset,
-                                            maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
-            return .request(request, firmware.sequence, resumed: download.fileOffset)
-        } }
-        let time = now()
-        switch start {
-        case .gone:
-            return []
-        case .tooLarge(let limit):
-            let reason = "the offered image is \(size) bytes; the limit is \(limit) (maxImageBytes)"
-            firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .aborted(reason) }
-            events.publish(.firmwareRejected, device: id, time: time, data: ["fileVersion": .string(upperHex(version, width: 8)), "reason": .string(reason)])
-            return [request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: code, imageType: type, fileVersion: version), sequence: 0)]
-        case let .request(block, sequence, resumed):
+        }
+        var activation: ActivationReport?
+        var activationNotStored = false
+        var rest: [OTAClient.Action] = []
+        for action in actions {
+            switch action {
+            case .activate(let hash):
+                let report: ActivationReport
+                do {
+                    report = try activateLocked(id, hash: hash, held: client.held, state: &state, now: now, also: also)
+                } catch {
+                    if case .rethrow = onStoreFailure { throw error }
+                    logger.error("could not activate a downloaded image", metadata: [
+                        "event": "firmware.storeFailed", "device_id": .string(id.description), "error": .string("\(error)"),
+                    ])
+                    report = ActivationReport(outcome: .activationFailure, reason: "the activation could not be stored: \(error)", device: state.devices[id])
+                    activationNotStored = true
+                }
+                activation = report
+                let feedback: OTAClient.Input = report.outcome == .success
+                    ? .activated(report.device?.firmwareVersion ?? FirmwareVersion(0))
+                    : .activationFailed(report.outcome, reason: report.reason)
+                rest += client.receive(feedback, now: now, context: context)
+            case .persist:
+                break
+            case .respond(.success) where activationNotStored:
+                // The server may send its Upgrade End Response again.
+                rest.append(.respond(.failure))
+            default:
+                rest.append(action)
+            }
+        }
+        firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].client = client }
+        return ClientTurn(actions: rest, activation: activation)
+    }
+
+    /// Commits a client's durable changes in one transaction, then mirrors its jobs in the schedule.
+    private func commit(_ changes: [OTAClient.FirmwareChange], device id: EUI64, state: inout State, now: Timestamp) throws {
+        let (inserted, removed) = try store.write { tx -> ([ScheduledJob], [Int64]) in
+            var inserted: [ScheduledJob] = []
+            var removed: [Int64] = []
+            for change in changes {
+                switch change {
+                case let .hold(held, image):
+                    // Most devices take an image the store already holds (a hub push to thousands):
+                    // then there is no need to hand SQLite the whole image only to skip it.
+                    if try !tx.firmwareImageExists(hash: held.hash) {
+                        _ = try tx.saveFirmwareImage(hash: held.hash, manufacturerImage: image.manufacturerImage, at: now)
+                    }
+                    try tx.saveHeldFirmware(held, device: id, header: image.header.encoded(), signature: image.signature, at: now)
+                case let .holdStatus(status, activateAt):
+                    _ = try tx.updateHeldFirmware(device: id, status: status, activateAt: activateAt)
+                case let .scheduleActivation(hash, due):
+                    removed += try Self.deleteActivationJobs(of: id, tx)
+                    let payload = String(decoding: try JSONEncoderShim.encode(PendingActivation(device: id.description, hash: hash)), as: UTF8.self)
+                    inserted.append(try tx.insertJob(due: due, kind: JobKind.firmwareActivation.rawValue, payload: payload))
+                case .cancelActivation:
+                    removed += try Self.deleteActivationJobs(of: id, tx)
+                }
+            }
+            return (inserted, removed)
+        }
+        guard !inserted.isEmpty || !removed.isEmpty else { return }
+        for job in removed { state.schedule.remove(id: job) }
+        for job in inserted { state.schedule.insert(job) }
+        rearm(state)
+    }
+
+    /// Deletes `id`'s scheduled activations; returns their job IDs.
+    private static func deleteActivationJobs(of id: EUI64, _ tx: StoreTransaction) throws -> [Int64] {
+        var removed: [Int64] = []
+        for job in try tx.allJobs() where job.kind == JobKind.firmwareActivation.rawValue {
+            if let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), pending.device == id.description {
+                try tx.deleteJob(job.id)
+                removed.append(job.id)
+            }
+        }
+        return removed
+    }
+
+    /// An OTA client event, as the daemon publishes it.
+    private func publish(_ event: OTAClient.Event, device id: EUI64, time: Timestamp) {
+        switch event {
+        case let .notified(server, version, accepted):
+            var data: [String: JSONValue] = ["server": .string(server.description), "accepted": .bool(accepted)]
+            if let version { data["fileVersion"] = .string(upperHex(version, width: 8)) }
+            events.publish(.firmwareNotified, device: id, time: time, data: data)
+        case let .noImage(server, status):
+            events.publish(.firmwareNoImage, device: id, time: time,
+                           data: ["server": .string(server.description), "status": .string(ZCLStatus.describe(status))])
+        case let .downloadStarted(server, image, resumedFrom):
             events.publish(.firmwareDownloadStarted, device: id, time: time, data: [
-                "server": .string(server.description), "fileVersion": .string(upperHex(version, width: 8)),
-                "imageSize": .int(Int64(size)), "resumedFrom": .int(Int64(resumed)),
+                "server": .string(server.description), "fileVersion": .string(upperHex(image.fileVersion, width: 8)),
+                "imageSize": .int(Int64(image.imageSize)), "resumedFrom": .int(Int64(resumedFrom)),
             ])
-            return [request(block, sequence: sequence)]
-        }
-    }
-
-    enum BlockStep { case frames([ZCLFrame]), complete }
-
-    /// Image Block Response: keep the block and ask for the next, or finish.
-    func clientBlockResponse(_ id: EUI64, from server: EUI64, _ response: ImageBlockResponse) -> BlockStep {
-        switch response {
-        case let .success(code, type, version, offset, data):
-            enum Next { case ask(ImageBlockRequest, UInt8, progress: (UInt32, UInt32)?), complete, abort(String, OfferedImage), ignore }
-            let next = state.withLock { state -> Next in firmwareStates.withLock { states -> Next in
-                guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
-                      var firmware = states[id], var download = firmware.download, download.server == server else { return .ignore }
-                // Let go of the other references to the bytes so far (the state's and the copy's), so
-                // that appending the block grows them in place instead of copying the whole file so
-                // far on every block (quadratic: a 1 MiB image in 200-byte blocks copied 2.7 GB).
-                // Every path below stores `firmware` back.
-                states[id]?.download = nil
-                firmware.download = nil
-                let outcome = download.accept(manufacturerCode: code, imageType: type, fileVersion: version, fileOffset: offset, data: data)
-                if case .invalid(let reason) = outcome {
-                    firmware.download = nil
-                    firmware.fileOffset = 0
-                    firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
-                    firmware.last = .aborted(reason)
-                    states[id] = firmware
-                    return .abort(reason, download.image)
-                }
-                firmware.download = download
-                firmware.fileOffset = download.fileOffset
-                if case .accepted(complete: true) = outcome {
-                    states[id] = firmware
-                    return .complete
-                }
-                var progress: (UInt32, UInt32)?
-                let percent = Int(UInt64(download.fileOffset) * 100 / UInt64(max(1, download.image.imageSize)))
-                if percent != firmware.reportedPercent {
-                    firmware.reportedPercent = percent
-                    progress = (download.fileOffset, download.image.imageSize)
-                }
-                firmware.sequence &+= 1
-                states[id] = firmware
-                let image = download.image
-                let request = ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
-                                                fileOffset: download.fileOffset,
-                                                maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes))
-                return .ask(request, firmware.sequence, progress: progress)
-            } }
-            switch next {
-            case .ignore:
-                return .frames([])
-            case .complete:
-                return .complete
-            case let .ask(request, sequence, progress):
-                if let (offset, size) = progress { publishProgress(id, server: server, offset: offset, size: size) }
-                return .frames([self.request(request, sequence: sequence)])
-            case let .abort(reason, image):
-                events.publish(.firmwareAborted, device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)])
-                return .frames([request(UpgradeEndRequest(status: .invalidImage, manufacturerCode: image.manufacturerCode, imageType: image.imageType,
-                                                          fileVersion: image.fileVersion), sequence: 0)])
-            }
-        case let .waitForData(currentTime, requestTime, _):
-            // Asked to wait: with no delay, ask again at once; otherwise the download stays at its
-            // FileOffset and resumes at the server's next Image Notify.
-            events.publish(.firmwareWaitForData, device: id, time: now(), data: [
+        case let .progress(server, offset, size):
+            // Not logged, so without a subscriber there is no one to tell (a hub push of 10,000
+            // images would build a million of them).
+            guard events.hasSubscribers(for: .firmwareProgress) else { return }
+            events.publish(.firmwareProgress, device: id, time: time, data: [
+                "server": .string(server.description), "fileOffset": .int(Int64(offset)), "imageSize": .int(Int64(size)),
+                "percent": .int(Int64(UInt64(offset) * 100 / UInt64(max(1, size)))),
+            ], level: .debug, log: false)
+        case let .waitForData(server, currentTime, requestTime):
+            events.publish(.firmwareWaitForData, device: id, time: time, data: [
                 "server": .string(server.description), "currentTime": .int(Int64(currentTime)), "requestTime": .int(Int64(requestTime)),
             ])
-            guard requestTime <= currentTime else { return .frames([]) }
-            let again = state.withLock { state -> (ImageBlockRequest, UInt8)? in firmwareStates.withLock { states -> (ImageBlockRequest, UInt8)? in
-                guard let device = state.devices[id], let model = state.lab.models[device.modelKey],
-                      var firmware = states[id], let download = firmware.download, download.server == server else { return nil }
-                firmware.sequence &+= 1
-                states[id] = firmware
-                let image = download.image
-                return (ImageBlockRequest(manufacturerCode: image.manufacturerCode, imageType: image.imageType, fileVersion: image.fileVersion,
-                                          fileOffset: download.fileOffset, maximumDataSize: download.nextBlockSize(maxImageBlockBytes: model.maxImageBlockBytes)),
-                        firmware.sequence)
-            } }
-            return .frames(again.map { [request($0.0, sequence: $0.1)] } ?? [])
-        case .failure(let status):
-            let reason = "the server answered Image Block Request with \(ZCLStatus.describe(status))"
-            let had = state.withLock { state -> Bool in firmwareStates.withLock { states -> Bool in
-                guard var firmware = states[id], firmware.download?.server == server else { return false }
-                firmware.download = nil
-                firmware.fileOffset = 0
-                firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
-                firmware.last = .aborted(reason)
-                states[id] = firmware
-                return true
-            } }
-            if had { events.publish(.firmwareAborted, device: id, time: now(), data: ["server": .string(server.description), "reason": .string(reason)]) }
-            return .frames([])
-        }
-    }
-
-    private func publishProgress(_ id: EUI64, server: EUI64, offset: UInt32, size: UInt32) {
-        // Not logged, so without a subscriber there is no one to tell (a hub push of 10,000 images
-        // would build a million of them).
-        guard events.hasSubscribers(for: .firmwareProgress) else { return }
-        events.publish(.firmwareProgress, device: id, time: now(), data: [
-            "server": .string(server.description), "fileOffset": .int(Int64(offset)), "imageSize": .int(Int64(size)),
-            "percent": .int(Int64(UInt64(offset) * 100 / UInt64(max(1, size)))),
-        ], level: .debug, log: false)
-    }
-
-    /// The whole file is in: check it against the firmware rules, keep it (once, by hash) if it
-    /// passes, and tell the server with Upgrade End Request SUCCESS or INVALID_IMAGE.
-    func completeDownload(_ id: EUI64, from server: EUI64) -> [ZCLFrame] {
-        let context = state.withLock { state -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in firmwareStates.withLock { states -> (FirmwareDownload, Device, DeviceModel, LabSnapshot)? in
-            guard let firmware = states[id], let download = firmware.download, download.isComplete,
-                  let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
-            return (download, device, model, state.lab)
-        } }
-        guard let (download, device, model, lab) = context else { return [] }
-        let offered = download.image
-        publishProgress(id, server: server, offset: download.fileOffset, size: offered.imageSize)
-        let (verdict, image) = Self.check(file: download.received, device: device, model: model, lab: lab)
-        let time = now()
-        let endFor: (ZCLStatus) -> ZCLFrame = { status in
-            self.request(UpgradeEndRequest(status: status, manufacturerCode: offered.manufacturerCode, imageType: offered.imageType,
-                                           fileVersion: offered.fileVersion), sequence: 0)
-        }
-        if let image, verdict.accepted {
-            let hash = Self.imageHash(image.manufacturerImage)
-            let held = HeldFirmware(hash: hash, fileVersion: FirmwareVersion(image.header.fileVersion), manufacturerCode: image.header.manufacturerCode,
-                                    imageType: image.header.imageType, status: .downloadComplete, server: server)
-            do {
-                try serialized { _ in
-                    try store.write { tx in
-                        // Most devices take an image the store already holds (a hub push to thousands):
-                        // then there is no need to hand SQLite the whole image only to skip it.
-                        if try !tx.firmwareImageExists(hash: hash) {
-                            try tx.saveFirmwareImage(hash: hash, manufacturerImage: image.manufacturerImage, at: time)
-                        }
-                        try tx.saveHeldFirmware(held, device: id, header: image.header.encoded(), signature: image.signature, at: time)
-                    }
-                    firmwareStates.withLock { states in
-                        var firmware = states[id] ?? DeviceFirmwareState()
-                        firmware.download = nil
-                        firmware.held = held
-                        firmware.fileOffset = offered.imageSize
-                        firmware.downloadedFileVersion = image.header.fileVersion
-                        firmware.imageUpgradeStatus = ImageUpgradeStatus.downloadComplete.rawValue
-                        firmware.last = .downloaded(hash: hash)
-                        states[id] = firmware
-                    }
-                }
-            } catch {
-                logger.error("could not keep a downloaded image", metadata: ["event": "firmware.storeFailed", "device_id": .string(id.description), "error": .string("\(error)")])
-                resetDownload(id, last: .aborted("the image could not be stored: \(error)"))
-                return [endFor(.abort)]
-            }
-            events.publish(.firmwareDownloaded, device: id, time: time, data: [
-                "server": .string(server.description), "hash": .string(hash), "fileVersion": .string(held.fileVersion.hex),
-                "imageSize": .int(Int64(offered.imageSize)),
+        case let .aborted(server, reason):
+            events.publish(.firmwareAborted, device: id, time: time, data: ["server": .string(server.description), "reason": .string(reason)])
+        case let .refused(server, image, reason):
+            events.publish(.firmwareRejected, device: id, time: time, data: [
+                "server": .string(server.description), "fileVersion": .string(upperHex(image.fileVersion, width: 8)), "reason": .string(reason),
             ])
-            return [endFor(.success)]
-        }
-        resetDownload(id, last: .rejected(verdict))
-        events.publish(.firmwareRejected, device: id, time: time, data: [
-            "server": .string(server.description), "fileVersion": .string(upperHex(offered.fileVersion, width: 8)),
-            "reason": .string(verdict.summary), "failed": .array(verdict.failures.map { .string($0.name) }),
-        ], level: .warning)
-        return [endFor(.invalidImage)]
-    }
-
-    private func resetDownload(_ id: EUI64, last: FirmwareStep) {
-        state.withLock { state in firmwareStates.withLock { states in
-            var firmware = states[id] ?? DeviceFirmwareState()
-            firmware.download = nil
-            firmware.fileOffset = 0
-            firmware.imageUpgradeStatus = firmware.held?.status.rawValue ?? ImageUpgradeStatus.normal.rawValue
-            firmware.last = last
-            states[id] = firmware
-        } }
-    }
-
-    /// Upgrade End Response: activate now, at a time on the virtual clock, or wait for a command.
-    func clientUpgradeEndResponse(_ id: EUI64, from server: EUI64, _ response: UpgradeEndResponse) {
-        let held = state.withLock { state -> HeldFirmware? in firmwareStates.withLock { states -> HeldFirmware? in
-            guard let held = states[id]?.held, [.downloadComplete, .waitingToUpgrade].contains(held.status) else { return nil }
-            let codeMatches = response.manufacturerCode == held.manufacturerCode || response.manufacturerCode == 0xFFFF
-            let typeMatches = response.imageType == held.imageType || response.imageType == 0xFFFF
-            let versionMatches = response.fileVersion == held.fileVersion.rawValue || response.fileVersion == 0xFFFF_FFFF
-            return codeMatches && typeMatches && versionMatches ? held : nil
-        } }
-        guard let held else {
-            events.publish(.firmwareIgnored, device: id, time: now(), data: [
-                "server": .string(server.description), "reason": .string("Upgrade End Response for an image the device does not hold"),
-            ], level: .debug)
-            return
-        }
-        let time = now()
-        switch UpgradeSchedule.decide(currentTime: response.currentTime, upgradeTime: response.upgradeTime, now: time) {
-        case .now:
-            do {
-                _ = try serialized { state in try activateLocked(id, hash: held.hash, state: &state, now: time) }
-            } catch {
-                logger.error("could not activate a downloaded image", metadata: ["event": "firmware.activationFailed", "device_id": .string(id.description), "error": .string("\(error)")])
-            }
-        case .at(let due):
-            do {
-                try serialized { state in try scheduleActivationLocked(id, hash: held.hash, at: due, state: &state, now: time) }
-            } catch {
-                logger.error("could not schedule an activation", metadata: ["event": "firmware.scheduleFailed", "error": .string("\(error)")])
-            }
-        case .waitForCommand:
-            do {
-                try serialized { _ in
-                    _ = try store.write { try $0.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: nil) }
-                    firmwareStates.withLock { states in
-                        var firmware = states[id] ?? DeviceFirmwareState()
-                        firmware.held?.status = .waitingToUpgrade
-                        firmware.held?.activateAt = nil
-                        firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
-                        firmware.last = .waiting
-                        states[id] = firmware
-                    }
-                }
-            } catch {
-                logger.error("could not record a wait for activation", metadata: ["event": "firmware.storeFailed", "error": .string("\(error)")])
-            }
-            events.publish(.firmwareWaiting, device: id, time: time, data: ["hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex)])
+        case let .rejected(server, version, verdict):
+            events.publish(.firmwareRejected, device: id, time: time, data: [
+                "server": .string(server.description), "fileVersion": .string(upperHex(version, width: 8)),
+                "reason": .string(verdict.summary), "failed": .array(verdict.failures.map { .string($0.name) }),
+            ], level: .warning)
+        case let .downloaded(server, held, imageSize):
+            events.publish(.firmwareDownloaded, device: id, time: time, data: [
+                "server": .string(server.description), "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
+                "imageSize": .int(Int64(imageSize)),
+            ])
+        case let .scheduled(hash, due):
+            events.publish(.firmwareScheduled, device: id, time: time, data: ["hash": .string(hash), "activateAt": .string(due.rfc3339)])
+        case let .waiting(hash, version):
+            events.publish(.firmwareWaiting, device: id, time: time, data: ["hash": .string(hash), "fileVersion": .string(version.hex)])
+        case let .ignored(server, reason):
+            events.publish(.firmwareIgnored, device: id, time: time, data: ["server": .string(server.description), "reason": .string(reason)], level: .debug)
+        case let .activationFailed(outcome, reason):
+            events.publish(.firmwareActivationFailed, device: id, time: time,
+                           data: ["outcome": .int(Int64(outcome.rawValue)), "name": .string(outcome.name), "reason": .string(reason)], level: .warning)
+        case .storeFailed(let reason):
+            logger.error("the store could not keep an OTA change; the device answered as it would", metadata: [
+                "event": "firmware.storeFailed", "device_id": .string(id.description), "virtual_time": .string(time.rfc3339), "error": .string(reason),
+            ])
         }
     }
 
@@ -499,52 +422,28 @@ extension Engine {
 
     // MARK: the hub as OTA server
 
-    func serverQuery(hub: EUI64, client: EUI64, _ request: QueryNextImageRequest) -> QueryNextImageResponse {
-        state.withLock { state in firmwareStates.withLock { states in
-            guard let served = states[hub]?.serving[client] else { return .failure(.noImageAvailable) }
-            let header = served.header
-            guard header.manufacturerCode == request.manufacturerCode || header.isWildcardManufacturer,
-                  header.imageType == request.imageType else { return .failure(.noImageAvailable) }
-            return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
-                            imageSize: UInt32(truncatingIfNeeded: served.file.count))
-        } }
-    }
-
-    func serverBlock(hub: EUI64, client: EUI64, _ request: ImageBlockRequest) -> ImageBlockResponse {
-        state.withLock { state in firmwareStates.withLock { states in
-            guard let served = states[hub]?.serving[client] else { return .failure(.noImageAvailable) }
-            let header = served.header
-            guard header.manufacturerCode == request.manufacturerCode, header.imageType == request.imageType,
-                  header.fileVersion == request.fileVersion, Int(request.fileOffset) < served.file.count, request.maximumDataSize > 0 else {
-                return .failure(.abort)
+    /// A command from one of the hub's OTA clients: answered at once from the hub's offers (nothing
+    /// the server does is durable).
+    private func serverCommand(hub: EUI64, _ command: OTAServer.ClientCommand, from client: EUI64, frame: ZCLFrame) -> [ZCLFrame] {
+        let now = now()
+        let actions = firmwareStates.withLock { $0[hub, default: DeviceFirmwareState()].server.receive(.command(command, from: client), now: now) }
+        var frames: [ZCLFrame] = []
+        for action in actions {
+            switch action {
+            case .respond(.queryNextImageResponse(let response)): frames.append(respond(to: frame, with: response))
+            case .respond(.imageBlockResponse(let response)): frames.append(respond(to: frame, with: response))
+            case .respond(.upgradeEndResponse(let response)): frames.append(respond(to: frame, with: response))
+            case .respond(.status(let status)): frames += Self.defaultResponse(to: frame, status: status)
+            case let .event(.upgradeEnd(client, status, version)):
+                events.publish(.firmwareUpgradeEnd, device: hub, time: now, data: [
+                    "client": .string(client.description), "status": .string(ZCLStatus.describe(status)),
+                    "fileVersion": .string(upperHex(version, width: 8)),
+                ])
+            case .notify:
+                break  // only an offer notifies
             }
-            let start = Int(request.fileOffset)
-            let end = min(served.file.count, start + Int(request.maximumDataSize))
-            return .success(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
-                            fileOffset: request.fileOffset, data: Array(served.file[start..<end]))
-        } }
-    }
-
-    func serverUpgradeEnd(hub: EUI64, client: EUI64, _ request: UpgradeEndRequest) -> UpgradeEndResponse? {
-        let (served, now) = state.withLock { state -> (ServedImage?, Timestamp) in firmwareStates.withLock { states -> (ServedImage?, Timestamp) in
-            let now = state.clock.now(real: realNow())
-            guard var served = states[hub]?.serving[client] else { return (nil, now) }
-            served.endStatus = request.statusCode
-            states[hub]?.serving[client] = served
-            return (served, now)
-        } }
-        events.publish(.firmwareUpgradeEnd, device: hub, time: now, data: [
-            "client": .string(client.description), "status": .string(ZCLStatus.describe(request.statusCode)),
-            "fileVersion": .string(upperHex(request.fileVersion, width: 8)),
-        ])
-        guard let served, request.statusCode == ZCLStatus.success.rawValue else { return nil }
-        let upgradeTime: UInt32 = switch served.activation {
-        case .now: 0
-        case .at(let time): time.zigbeeUTC
-        case .later: UpgradeEndResponse.waitForUpgradeCommand
         }
-        return UpgradeEndResponse(manufacturerCode: served.header.manufacturerCode, imageType: served.header.imageType,
-                                  fileVersion: served.header.fileVersion, currentTime: now.zigbeeUTC, upgradeTime: upgradeTime)
+        return frames
     }
 
     // MARK: firmware.update: the emulated hub pushes an image
@@ -599,21 +498,26 @@ extension Engine {
 
     private func push(file: [UInt8], image: OTAImage, hash: String, to id: EUI64, activation: FirmwareActivationTime) -> FirmwareUpdateResult {
         var result = FirmwareUpdateResult(device: id, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
-        enum Route { case hub(EUI64), refused(String, [FirmwareCheck]) }
-        let route = state.withLock { state -> Route in firmwareStates.withLock { states -> Route in
+        enum Route { case hub(EUI64, OutgoingZCL), refused(String, [FirmwareCheck]) }
+        let route = state.withLock { state -> Route in
+            let now = state.clock.now(real: realNow())
             guard let device = state.devices[id] else { return .refused("no device \(id)", []) }
             guard device.type.isDisplay else { return .refused("a \(device.type) is not an OTA client of its hub; firmware goes to PPMIDs and IHDs", []) }
             guard let hub = device.hub, state.devices[hub]?.type == .chf else { return .refused("\(id) has not joined a Communications Hub", []) }
             guard let model = state.lab.models[device.modelKey] else { return .refused("no model \(device.modelKey)", []) }
+            guard model.hasOTA else { return .refused("model \(model.key) has no OTA Upgrade cluster: its firmware is not upgraded over the air", []) }
             if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
                 return .refused(refusal, [FirmwareCheck("mp202Requirement7", .fail, refusal)])
             }
-            var served = states[hub] ?? DeviceFirmwareState()
-            served.serving[id] = ServedImage(file: file, header: image.header, hash: hash, activation: activation)
-            states[hub] = served
-            states[id, default: DeviceFirmwareState()].last = nil
-            return .hub(hub)
-        } }
+            return firmwareStates.withLock { states -> Route in
+                states[id, default: DeviceFirmwareState()].client.forgetLastStep()
+                let offer = OTAServer.Offer(file: file, header: image.header, hash: hash, activation: activation)
+                let actions = states[hub, default: DeviceFirmwareState()].server.receive(.offer(offer, to: id), now: now)
+                guard case let .notify(notify, _, sequence)? = actions.first else { return .refused("the hub did not offer the image", []) }
+                return .hub(hub, OutgoingZCL(from: hub, to: id, cluster: ZCLClusterID.otaUpgrade,
+                                             frame: ZCLFrame(notify, sequenceNumber: sequence, disableDefaultResponse: true)))
+            }
+        }
         let hub: EUI64
         switch route {
         case let .refused(reason, checks):
@@ -622,18 +526,16 @@ extension Engine {
             result.checks = checks
             events.publish(.firmwareRefused, device: id, time: now(), data: ["reason": .string(reason), "hash": .string(hash)], level: .warning)
             return result
-        case let .hub(found):
+        case let .hub(found, notify):
             hub = found
+            exchange(notify, between: hub, and: id, limit: file.count + 64)
         }
-        let notify = ImageNotify(queryJitter: 100, manufacturerCode: image.header.manufacturerCode, imageType: image.header.imageType,
-                                 newFileVersion: image.header.fileVersion)
-        let first = OutgoingZCL(from: hub, to: id, cluster: ZCLClusterID.otaUpgrade,
-                                frame: ZCLFrame(notify, sequenceNumber: UInt8.random(in: 0...255), disableDefaultResponse: true))
-        exchange(first, between: hub, and: id, limit: file.count + 64)
-        let (last, served, device) = state.withLock { state -> (FirmwareStep?, ServedImage?, Device?) in firmwareStates.withLock { states -> (FirmwareStep?, ServedImage?, Device?) in
-            let served = states[hub]?.serving.removeValue(forKey: id)
-            return (states[id]?.last, served, state.devices[id])
-        } }
+        let (last, served, device) = state.withLock { state -> (OTAClient.Step?, OTAServer.Offer?, Device?) in
+            firmwareStates.withLock { states -> (OTAClient.Step?, OTAServer.Offer?, Device?) in
+                let served = states[hub]?.server.withdraw(id)
+                return (states[id]?.client.lastStep, served, state.devices[id])
+            }
+        }
         result.firmwareVersion = device?.firmwareVersion
         switch last {
         case .activated(let version)?:
@@ -665,6 +567,7 @@ extension Engine {
         }
         return result
     }
+
 
     /// Carries frames between two emulated devices until neither has more to say: each frame is
     /// traced and shown to attached rigs as `emit` does, then handled by its receiver, whose replies
@@ -752,36 +655,38 @@ extension Engine {
     /// Activate Firmware (CS06): switch `id` to the image it holds, now or at `time`.
     public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
         _ = try requireDevice(id)
-        return try serialized { state in
+        let (report, actions) = try serialized { state -> (ActivationReport, [OTAClient.Action]) in
             let now = state.clock.now(real: realNow())
-            if let time, time > now {
-                guard let held = firmwareState(id).held else {
-                    return ActivationReport(outcome: .noImageHeld, reason: "\(id) holds no downloaded image", device: state.devices[id])
+            let turn = try clientTurn(id, .activationRequested(hash: hash, at: time), state: &state, now: now, onStoreFailure: .rethrow)
+            if let activation = turn.activation { return (activation, turn.actions) }
+            for case let .event(event) in turn.actions {
+                switch event {
+                case let .activationFailed(outcome, reason):
+                    return (ActivationReport(outcome: outcome, reason: "\(id): \(reason)", device: state.devices[id]), turn.actions)
+                case let .scheduled(_, due):
+                    return (ActivationReport(outcome: .success, reason: "activation scheduled for \(due.rfc3339)", device: state.devices[id], scheduledAt: due),
+                            turn.actions)
+                default:
+                    continue
                 }
-                if let hash, hash.lowercased() != held.hash {
-                    return ActivationReport(outcome: .hashMismatch, reason: "\(id) holds image \(held.hash), not \(hash.lowercased())", device: state.devices[id])
-                }
-                try scheduleActivationLocked(id, hash: held.hash, at: time, state: &state, now: now)
-                return ActivationReport(outcome: .success, reason: "activation scheduled for \(time.rfc3339)", device: state.devices[id], scheduledAt: time)
             }
-            return try activateLocked(id, hash: hash?.lowercased(), state: &state, now: now)
+            return (ActivationReport(outcome: .activationFailure, reason: "\(id) has no OTA Upgrade client", device: state.devices[id]), turn.actions)
         }
+        _ = carryOut(id, actions, answering: nil)
+        return report
     }
 
-    /// Switches `id` to its held image, under the engine's lock: the device's firmware version
-    /// changes in the store and in memory, its inventory status follows the CPL, and the held image
-    /// is released. `also` runs in the same transaction (a scheduled job deleting itself).
-    func activateLocked(_ id: EUI64, hash: String?, state: inout State, now: Timestamp,
+    /// Switches `id` to its held image `hash` inside a writer's turn: the device's firmware version
+    /// changes in the store and in the draft, its inventory status follows the CPL, and the held
+    /// image is released. `also` runs in the same transaction (a scheduled job deleting itself).
+    /// A refusal is returned, not published: the OTA client publishes what it is told.
+    func activateLocked(_ id: EUI64, hash: String, held: HeldFirmware?, state: inout State, now: Timestamp,
                         also: ((StoreTransaction) throws -> Void)? = nil) throws -> ActivationReport {
         func refuse(_ outcome: ActivationOutcome, _ reason: String) -> ActivationReport {
-            if outcome == .activationFailure { firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].last = .activationFailed(outcome, reason) } }
-            events.publish(.firmwareActivationFailed, device: id, time: now,
-                           data: ["outcome": .int(Int64(outcome.rawValue)), "name": .string(outcome.name), "reason": .string(reason)], level: .warning)
-            return ActivationReport(outcome: outcome, reason: reason, device: state.devices[id])
+            ActivationReport(outcome: outcome, reason: reason, device: state.devices[id])
         }
         guard var device = state.devices[id] else { return refuse(.activationFailure, "no device \(id)") }
-        guard let held = firmwareState(id).held else { return refuse(.noImageHeld, "\(id) holds no downloaded image") }
-        if let hash, hash != held.hash { return refuse(.hashMismatch, "\(id) holds image \(held.hash), not \(hash)") }
+        guard let held, held.hash == hash else { return refuse(.noImageHeld, "\(id) holds no downloaded image \(hash)") }
         guard let model = state.lab.models[device.modelKey] else { return refuse(.activationFailure, "no model \(device.modelKey)") }
         if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
             return refuse(.activationFailure, refusal)
@@ -801,10 +706,6 @@ extension Engine {
         }
         guard stored else { return refuse(.activationFailure, "the image \(held.hash) is no longer in the store") }
         state.devices[id] = updated
-        var firmware = DeviceFirmwareState()
-        firmware.serving = firmwareState(id).serving
-        firmware.last = .activated(held.fileVersion)
-        firmwareStates.withLock { $0[id] = firmware }
         let presented = state.lab.cpl.presentedFirmware(model: model, firmware: updated.firmwareVersion, mode: updated.mode, regime: state.lab.regime)
         events.publish(.firmwareActivated, device: id, time: now, data: [
             "hash": .string(held.hash), "from": .string(before.firmwareVersion.hex), "to": .string(updated.firmwareVersion.hex),
@@ -816,43 +717,17 @@ extension Engine {
         return ActivationReport(outcome: .success, reason: "running \(updated.firmwareVersion.hex)", device: updated)
     }
 
-    /// Schedules the activation of `id`'s held image as a durable job (replacing any earlier one),
-    /// so that it fires once at `due` on the virtual clock, across restarts.
-    func scheduleActivationLocked(_ id: EUI64, hash: String, at due: Timestamp, state: inout State, now: Timestamp) throws {
-        let payload = String(decoding: try JSONEncoderShim.encode(PendingActivation(device: id.description, hash: hash)), as: UTF8.self)
-        let (job, replaced) = try store.write { tx -> (ScheduledJob, [Int64]) in
-            var replaced: [Int64] = []
-            for job in try tx.allJobs() where job.kind == JobKind.firmwareActivation.rawValue {
-                if let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), pending.device == id.description {
-                    try tx.deleteJob(job.id)
-                    replaced.append(job.id)
-                }
-            }
-            try tx.updateHeldFirmware(device: id, status: .waitingToUpgrade, activateAt: due)
-            return (try tx.insertJob(due: due, kind: JobKind.firmwareActivation.rawValue, payload: payload), replaced)
-        }
-        for old in replaced { state.schedule.remove(id: old) }
-        state.schedule.insert(job)
-        firmwareStates.withLock { states in
-            var firmware = states[id] ?? DeviceFirmwareState()
-            firmware.held?.status = .waitingToUpgrade
-            firmware.held?.activateAt = due
-            firmware.imageUpgradeStatus = ImageUpgradeStatus.waitingToUpgrade.rawValue
-            firmware.last = .scheduled(due)
-            states[id] = firmware
-        }
-        rearm(state)
-        events.publish(.firmwareScheduled, device: id, time: now, data: ["hash": .string(hash), "activateAt": .string(due.rfc3339)])
-    }
-
-    /// A scheduled activation is due (under the engine's lock, from `run(job)`).
+    /// A scheduled activation is due (in a writer's turn, from `run(job)`). A failed commit throws,
+    /// so that the job is tried again; a refusal ends the job.
     func runFirmwareActivationJob(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
         guard let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), let id = EUI64(pending.device) else {
             try store.write { try $0.deleteJob(job.id) }
             return
         }
-        let report = try activateLocked(id, hash: pending.hash, state: &state, now: now, also: { try $0.deleteJob(job.id) })
-        if report.outcome != .success { try store.write { try $0.deleteJob(job.id) } }
+        let turn = try clientTurn(id, .activationDue(hash: pending.hash), state: &state, now: now, onStoreFailure: .rethrow,
+                                  also: { try $0.deleteJob(job.id) })
+        if turn.activation?.outcome != .success { try store.write { try $0.deleteJob(job.id) } }
+        _ = carryOut(id, turn.actions, answering: nil)
     }
 
     // MARK: reads
@@ -860,36 +735,36 @@ extension Engine {
     /// What `firmware.version` reports.
     public func firmwareStatus(_ id: EUI64) throws -> JSONValue {
         let device = try requireDevice(id)
-        return state.withLock { state in firmwareStates.withLock { states in
+        let firmware = firmwareState(id)
+        return state.withLock { state in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
                 ?? device.firmwareVersion
-            let firmware = states[id] ?? DeviceFirmwareState()
             var object: [String: JSONValue] = [
                 "device": .string(id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
                 "presentedFirmwareVersion": .string(presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
                 "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
-                "imageUpgradeStatusName": .string(ImageUpgradeStatus(rawValue: firmware.imageUpgradeStatus)?.name ?? "unknown"),
+                "imageUpgradeStatusName": .string(firmware.client.imageUpgradeStatus.name),
                 "fileOffset": .int(Int64(firmware.fileOffset)),
             ]
             if let model {
                 object["manufacturerCode"] = .string(model.manufacturer.code)
                 object["imageType"] = .string(model.otaImageType)
             }
-            object["held"] = firmware.held.map { held -> JSONValue in
+            object["held"] = firmware.client.held.map { held -> JSONValue in
                 [
                     "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
                     "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
                 ]
             } ?? .null
-            object["download"] = firmware.download.map { download -> JSONValue in
+            object["download"] = firmware.client.download.map { download -> JSONValue in
                 [
                     "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
                     "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
                 ]
             } ?? .null
             return .object(object)
-        } }
+        }
     }
 }
 
