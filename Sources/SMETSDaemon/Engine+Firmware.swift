@@ -127,12 +127,12 @@ extension Engine {
     }
 
     /// A command from the device's OTA server. Most run in place under the OTA lock, at once: a
-    /// block appended there grows the download without copying it. An Upgrade End Response, and
-    /// the check of a complete download, may change the store: they run on the blocking pool.
+    /// block appended there grows the download without copying it. One that may change the store
+    /// (an Upgrade End Response), and the check of a complete download, run on the blocking pool.
     private func clientCommand(_ id: EUI64, _ command: OTAClient.ServerCommand, from server: EUI64, frame: ZCLFrame,
                                reply: @escaping @Sendable ([ZCLFrame]) -> [OutgoingZCL]) -> ZCLHandling {
         let input = OTAClient.Input.command(command, from: server)
-        if case .upgradeEndResponse = command {
+        if input.mayChangeStore {
             return .blocking { [self] in reply(self.clientDurably(id, input, answering: frame)) }
         }
         guard let (context, now) = state.withLock({ state in clientContext(id, in: state).map { ($0, state.clock.now(real: realNow())) } }) else {

@@ -14,9 +14,9 @@ import SMETSWire
 ///   that batch is sent or event published. If the commit fails, none of the batch's other actions
 ///   are performed: the executor feeds ``Input/persistFailed(reason:)`` to the machine that returned
 ///   the batch and performs what that returns instead (the machine undoes its own change).
-/// - Only ``Input/verdict(_:)``, ``Input/command(_:from:)`` with an Upgrade End Response and the
-///   activation inputs can return a `.persist`: a batch for an Image Block Response never does, so
-///   the executor may run those in place (a download's bytes then grow without being copied).
+/// - Only an input whose ``Input/mayChangeStore`` is true can return a `.persist` or `.activate`:
+///   a batch for an Image Block Response never does, so the executor runs those in place (a
+///   download's bytes then grow without being copied).
 public struct OTAClient: Sendable, Hashable {
     /// What the device knows about itself that the machine does not keep: its model and the
     /// firmware it runs. Passed with every input, since a device can change under the machine
@@ -91,6 +91,15 @@ public struct OTAClient: Sendable, Hashable {
         case activated(FirmwareVersion)
         /// The executor could not switch the device to the held image.
         case activationFailed(ActivationOutcome, reason: String)
+
+        /// Whether this input's batch can hold a ``Action/persist(_:)`` or ``Action/activate(hash:)``:
+        /// such an input runs in the executor's writer turn; any other may run in place, at once.
+        public var mayChangeStore: Bool {
+            switch self {
+            case .command(.upgradeEndResponse, _), .verdict, .activationRequested, .activationDue: true
+            case .command, .persistFailed, .activated, .activationFailed: false
+            }
+        }
     }
 
     /// A durable change, committed before the frames of the same batch go out.

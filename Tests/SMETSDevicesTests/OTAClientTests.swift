@@ -707,6 +707,16 @@ struct OTAClientStateTests {
         #expect(client.attribute(OTAAttribute.fileOffset, context: context) == nil)
     }
 
+    @Test("only an Upgrade End Response, a verdict and the activation inputs may change the store")
+    func whichInputsMayChangeTheStore() {
+        let durable: [OTAClient.Input] = [F.endResponse(), .verdict(.rejected(FirmwareVerdict(checks: []))),
+                                          .activationRequested(hash: nil, at: nil), .activationDue(hash: F.hash)]
+        let inPlace: [OTAClient.Input] = [F.notify(), F.queryResponse(F.offered([1])), .command(.imageBlockResponse(.failure(.abort)), from: F.hub),
+                                          .persistFailed(reason: "x"), .activated(F.running), .activationFailed(.noImageHeld, reason: "x")]
+        #expect(durable.map(\.mayChangeStore) == [true, true, true, true])
+        #expect(inPlace.map(\.mayChangeStore) == [false, false, false, false, false, false])
+    }
+
     @Test("the context of a model takes its identity and block size")
     func contextOfAModel() throws {
         let file = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

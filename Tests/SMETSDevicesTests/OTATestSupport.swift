@@ -1,5 +1,6 @@
 import SMETSCore
 import SMETSWire
+import Testing
 @testable import SMETSDevices
 
 /// The fixtures of the OTA tests: a PPMID-like client, its hub, and one GB image.
@@ -76,8 +77,15 @@ extension Array where Element == OTAClient.Action {
 
 extension OTAClient {
     /// Receives at the fixtures' time and context.
+    /// Every batch is also checked against the executor's contract: an input that may not change
+    /// the store returns no durable change and no activation.
     mutating func take(_ input: Input, now: Timestamp = OTAFixture.now, context: Context = OTAFixture.context) -> [Action] {
-        receive(input, now: now, context: context)
+        let actions = receive(input, now: now, context: context)
+        if !input.mayChangeStore {
+            let durable = actions.contains { if case .persist = $0 { true } else if case .activate = $0 { true } else { false } }
+            #expect(!durable, "\(input) may not change the store, yet returned \(actions)")
+        }
+        return actions
     }
 
     /// Notified and answered with `file`'s identity: the batch of the query response.
