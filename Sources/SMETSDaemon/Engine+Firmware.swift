@@ -38,6 +38,16 @@ public struct ActivationReport: Sendable {
     public var reason: String
     public var device: Device?
     public var scheduledAt: Timestamp?
+    /// What to publish once the writer's turn that activated is over (the new state then visible).
+    var announcements: [Announcement] = []
+}
+
+/// An event decided inside a writer's turn, published after it.
+struct Announcement: Sendable {
+    var type: EventType
+    var device: EUI64
+    var time: Timestamp
+    var data: [String: JSONValue]
 }
 
 /// One target's outcome of `firmware.update`.
@@ -199,6 +209,7 @@ extension Engine {
     private func clientDurably(_ id: EUI64, _ input: OTAClient.Input, answering frame: ZCLFrame?) -> [ZCLFrame] {
         do {
             let turn = try serialized { state in try clientTurn(id, input, state: &state, now: state.clock.now(real: realNow()), onStoreFailure: .answer) }
+            announce(turn.activation)
             return carryOut(id, turn.actions, answering: frame)
         } catch {
             // Not a commit (those the client answers): the turn itself could not run.
@@ -274,6 +285,11 @@ extension Engine {
         }
         firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].client = client }
         return ClientTurn(actions: rest, activation: activation)
+    }
+
+    /// Publishes what an activation decided, once its turn is over.
+    func announce(_ report: ActivationReport?) {
+        for event in report?.announcements ?? [] { events.publish(event.type, device: event.device, time: event.time, data: event.data) }
     }
 
     /// Commits a client's durable changes in one transaction, then mirrors its jobs in the schedule.
@@ -655,7 +671,7 @@ extension Engine {
     /// Activate Firmware (CS06): switch `id` to the image it holds, now or at `time`.
     public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
         _ = try requireDevice(id)
-        let (report, actions) = try serialized { state -> (ActivationReport, [OTAClient.Action]) in
+        let (decided, actions) = try serialized { state -> (ActivationReport, [OTAClient.Action]) in
             let now = state.clock.now(real: realNow())
             let turn = try clientTurn(id, .activationRequested(hash: hash, at: time), state: &state, now: now, onStoreFailure: .rethrow)
             if let activation = turn.activation { return (activation, turn.actions) }
@@ -672,14 +688,18 @@ extension Engine {
             }
             return (ActivationReport(outcome: .activationFailure, reason: "\(id) has no OTA Upgrade client", device: state.devices[id]), turn.actions)
         }
+        announce(decided)
         _ = carryOut(id, actions, answering: nil)
+        var report = decided
+        report.announcements = []
         return report
     }
 
     /// Switches `id` to its held image `hash` inside a writer's turn: the device's firmware version
     /// changes in the store and in the draft, its inventory status follows the CPL, and the held
     /// image is released. `also` runs in the same transaction (a scheduled job deleting itself).
-    /// A refusal is returned, not published: the OTA client publishes what it is told.
+    /// Nothing is published here: the caller announces a success once the turn is over, and the OTA
+    /// client publishes a refusal it is told of.
     func activateLocked(_ id: EUI64, hash: String, held: HeldFirmware?, state: inout State, now: Timestamp,
                         also: ((StoreTransaction) throws -> Void)? = nil) throws -> ActivationReport {
         func refuse(_ outcome: ActivationOutcome, _ reason: String) -> ActivationReport {
@@ -707,14 +727,14 @@ extension Engine {
         guard stored else { return refuse(.activationFailure, "the image \(held.hash) is no longer in the store") }
         state.devices[id] = updated
         let presented = state.lab.cpl.presentedFirmware(model: model, firmware: updated.firmwareVersion, mode: updated.mode, regime: state.lab.regime)
-        events.publish(.firmwareActivated, device: id, time: now, data: [
+        var announcements = [Announcement(type: .firmwareActivated, device: id, time: now, data: [
             "hash": .string(held.hash), "from": .string(before.firmwareVersion.hex), "to": .string(updated.firmwareVersion.hex),
             "presentedFirmwareVersion": .string(presented.hex), "status": .string(updated.status.rawValue),
-        ])
+        ])]
         if updated.status != before.status {
-            events.publish(.deviceStatus, device: id, time: now, data: ["status": .string(updated.status.rawValue)])
+            announcements.append(Announcement(type: .deviceStatus, device: id, time: now, data: ["status": .string(updated.status.rawValue)]))
         }
-        return ActivationReport(outcome: .success, reason: "running \(updated.firmwareVersion.hex)", device: updated)
+        return ActivationReport(outcome: .success, reason: "running \(updated.firmwareVersion.hex)", device: updated, announcements: announcements)
     }
 
     /// A scheduled activation is due (in a writer's turn, from `run(job)`). A failed commit throws,
@@ -727,6 +747,8 @@ extension Engine {
         let turn = try clientTurn(id, .activationDue(hash: pending.hash), state: &state, now: now, onStoreFailure: .rethrow,
                                   also: { try $0.deleteJob(job.id) })
         if turn.activation?.outcome != .success { try store.write { try $0.deleteJob(job.id) } }
+        // A job's turn has no "after" here: published at its end, as the other jobs do.
+        announce(turn.activation)
         _ = carryOut(id, turn.actions, answering: nil)
     }
 
