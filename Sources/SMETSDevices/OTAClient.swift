@@ -446,8 +446,11 @@ public struct OTAClient: Sendable, Hashable {
         return [.activate(hash: hash)]
     }
 
-    private func activateNow(_ current: HeldFirmware) -> [Action] {
-        (current.activateAt != nil ? [.persist(.cancelActivation)] : []) + [.activate(hash: current.hash)]
+    private mutating func activateNow(_ current: HeldFirmware) -> [Action] {
+        guard current.activateAt != nil else { return [.activate(hash: current.hash)] }
+        // The earlier schedule goes first; if that cannot be stored, nothing is activated.
+        uncommitted = .holdStatus(previous: current, previousStep: lastStep)
+        return [.persist(.cancelActivation), .activate(hash: current.hash)]
     }
 
     private mutating func schedule(_ current: HeldFirmware, at due: Timestamp) -> [Action] {

@@ -585,6 +585,17 @@ struct OTAClientActivationTests {
         #expect(client.lastStep == before.lastStep)
     }
 
+    @Test("activating now when the earlier schedule cannot be cancelled is answered FAILURE, the schedule kept")
+    func cancelNotStored() {
+        var client = OTAClient.holding(F.image())
+        let due = F.now.adding(seconds: 60)
+        _ = client.take(F.endResponse(upgradeTime: due.zigbeeUTC))
+        #expect(client.take(F.endResponse()) == [.persist(.cancelActivation), .activate(hash: F.hash), .respond(.success)])
+        #expect(client.take(.persistFailed(reason: "x")) == [.event(.storeFailed(reason: "x")), .respond(.failure)])
+        #expect(client.held?.activateAt == due)
+        #expect(client.lastStep == .scheduled(due))
+    }
+
     @Test("a wait for command that could not be stored is undone")
     func waitNotStored() {
         var client = OTAClient.holding(F.image())
