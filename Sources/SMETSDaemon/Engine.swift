@@ -404,6 +404,10 @@ public final class Engine: Sendable {
                 throw DomainError(.premisesNotFound, "no premises '\(request.premises)'")
             }
             if request.type == .chf { throw DomainError(.invalidState, "a premises has exactly one Communications Hub; it cannot be created here") }
+            // MP202 §2: a PPMID's pre-notification must include the SMETS version; never guess it.
+            if request.type == .ppmid && request.preNotified == nil {
+                throw DomainError(.invalidState, "preNotified: a PPMID's pre-notification must name its SMETS version, SMETS1 or SMETS2+ (MP202 §2)")
+            }
             let id = request.id ?? Self.freeID(in: state)
             guard state.devices[id] == nil else { throw DomainError(.deviceExists, "device \(id) already exists") }
             let device = Device(id: id, type: request.type, premisesID: request.premises, modelKey: model.key,

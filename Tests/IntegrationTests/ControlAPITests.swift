@@ -56,6 +56,8 @@ import Glibc
         defer { daemon.stop() }
         // Move the SMETS1-system PPMID's premises hub: create a dual-mode PPMID in P0002 and join it there,
         // then check a PPMID created in P0001 and joined there is SMETS2+.
+        let unnamed = try #require(try daemon.callError("devices.create", ["type": "PPMID", "premises": "P0002", "model": "acme-ppmid-dm"]))
+        #expect(unnamed.message.contains("preNotified"), "MP202 §2: the pre-notification names the SMETS version")
         let created = try daemon.call("devices.create", ["type": "PPMID", "premises": "P0002", "model": "acme-ppmid-dm", "preNotified": "SMETS2+"])
         let id = try #require(created["id"]?.stringValue)
         #expect(created["status"]?.stringValue == "Whitelisted")
