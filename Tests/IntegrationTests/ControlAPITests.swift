@@ -81,6 +81,11 @@ import Glibc
         #expect(s1["status"]?.stringValue == "Commissioned")
         let s2 = try daemon.call("devices.get", ["id": .string(ppmidS2)])
         #expect(s2["presentedFirmwareVersion"]?.stringValue == "01020300")
+        // DP181: the asset data names the version the DCC holds and the real one it stands for.
+        let asset = try daemon.call("assets.get", ["id": .string(ppmidS1)])
+        #expect(asset["firmwareVersion"]?.stringValue == "0F020300")
+        #expect(asset["realFirmwareVersion"]?.stringValue == "01020300")
+        #expect(try daemon.call("assets.get", ["id": .string(ppmidS2)])["realFirmwareVersion"]?.isNull == true)
     }
 
     @Test func listingPagesThroughEveryDevice() throws {
