@@ -123,6 +123,7 @@ public struct HANLinkMachine: Sendable {
     /// Answers queued behind blocking work and not yet sent.
     public private(set) var repliesInFlight = 0
     private var decoder: HANFrameDecoder
+    private var opened = false
     private var admitted = false
     private var helloTimerRunning = false
     /// The device this link was added to, detached when the link closes.
@@ -136,7 +137,8 @@ public struct HANLinkMachine: Sendable {
 
     /// The link is open; `admitted` says whether it got a place under `maxHANConnections`.
     public mutating func linkOpened(admitted: Bool) -> [Action] {
-        guard case .awaitingHello = state else { return [] }
+        guard !opened, state == .awaitingHello else { return [] }
+        opened = true
         guard admitted else {
             // Sent at once, before any HELLO: the rig learns why instead of waiting for a timeout.
             return fail(.tooManyConnections, "too many HAN connections (maxHANConnections \(configuration.maxConnections))")
