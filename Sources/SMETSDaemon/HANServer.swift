@@ -252,21 +252,15 @@ final class HANChannelHandler: ChannelInboundHandler {
                 return reply
             }
         }
-        let work: @Sendable () -> [OutgoingZCL]
-        let blocking: Bool
-        switch handling {
-        case .now(let replies):
-            work = { addressed(replies) }
-            blocking = false
-        case .blocking(let produce):
-            work = { addressed(produce()) }
-            blocking = true
-        }
-        switch machine.route(blocking: blocking) {
-        case .emitNow:
-            emitOnPool(work())
-        case .enqueue:
-            enqueue(work, context: context)
+        let blocking = if case .blocking = handling { true } else { false }
+        switch (machine.route(blocking: blocking), handling) {
+        case (.emitNow, .now(let replies)):
+            emitOnPool(addressed(replies))
+        case (.enqueue, .now(let replies)):
+            enqueue({ addressed(replies) }, context: context)
+        case (_, .blocking(let produce)):
+            // The machine never routes blocking work to .emitNow.
+            enqueue({ addressed(produce()) }, context: context)
         }
     }
 
