@@ -85,6 +85,10 @@ extension LabDefinition {
                     problems.append(LabProblem(path: "\(path).smetsVersion", message: "only a CHF has a SMETS version; for other devices use preNotified"))
                 }
                 if device.owner.isEmpty { problems.append(LabProblem(path: "\(path).owner", message: "name the owning MAP, e.g. MAP-ALPHA")) }
+                // MP202 §2: the pre-notification of a PPMID must include the SMETS version.
+                if device.type == .ppmid && device.preNotified == nil {
+                    problems.append(LabProblem(path: "\(path).preNotified", message: "a PPMID's pre-notification must name its SMETS version (MP202 §2): add \"preNotified\": \"SMETS1\" or \"SMETS2+\""))
+                }
             }
         }
         return problems

@@ -6,11 +6,15 @@ import SMETSRPC
 extension ControlRouter {
     static func assetJSON(_ device: Device, engine: Engine) -> JSONValue {
         let model = engine.model(for: device)
+        // The firmware version the DCC holds (the CPL's identity), and where that is a fictitious value
+        // of the interim solution the real one it stands for, so a MAP can tell whether it is current.
+        let held = engine.presentedFirmware(of: device)
         return [
             "deviceId": .string(device.id.description), "deviceType": .string(device.type.name),
             "manufacturer": .string(model?.manufacturer.name ?? ""), "manufacturerId": .string(model?.manufacturer.code ?? ""),
             "model": .string(model?.modelName ?? device.modelKey), "modelId": .string(model?.modelId ?? ""),
-            "firmwareVersion": .string(engine.presentedFirmware(of: device).hex),
+            "firmwareVersion": .string(held.hex),
+            "realFirmwareVersion": held == device.firmwareVersion ? .null : .string(device.firmwareVersion.hex),
             "deviceStatus": .string(device.status.rawValue), "cspRegion": .string(device.region.rawValue),
         ]
     }

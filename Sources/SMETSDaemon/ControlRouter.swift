@@ -268,6 +268,13 @@ extension ControlRouter {
                     "transitions": .array(result.transitions.map { .string($0.rawValue) }),
                 ]
             },
+            ControlMethod(name: "inventory.correct") { params, _ in
+                let result = try engine.correctInventory(try params.requiredEUI("device"))
+                return [
+                    "device": deviceJSON(result.device, engine: engine), "smetsVersion": .string(result.device.preNotified.rawValue),
+                    "transitions": .array(result.transitions.map { .string($0.rawValue) }),
+                ]
+            },
             ControlMethod(name: "han.leave") { params, _ in
                 ["device": deviceJSON(try engine.leave(try params.requiredEUI("device")), engine: engine)]
             },

@@ -1,6 +1,7 @@
 import HashTreeCollections
 import Logging
 import SMETSCore
+import SMETSDCC
 import SMETSRPC
 import SMETSStore
 import Synchronization
@@ -404,6 +405,10 @@ public final class Engine: Sendable {
                 throw DomainError(.premisesNotFound, "no premises '\(request.premises)'")
             }
             if request.type == .chf { throw DomainError(.invalidState, "a premises has exactly one Communications Hub; it cannot be created here") }
+            // MP202 §2: a PPMID's pre-notification must include the SMETS version; never guess it.
+            if request.type == .ppmid && request.preNotified == nil {
+                throw DomainError(.invalidState, "preNotified: a PPMID's pre-notification must name its SMETS version, SMETS1 or SMETS2+ (MP202 §2)")
+            }
             let id = request.id ?? Self.freeID(in: state)
             guard state.devices[id] == nil else { throw DomainError(.deviceExists, "device \(id) already exists") }
             let device = Device(id: id, type: request.type, premisesID: request.premises, modelKey: model.key,
@@ -464,6 +469,27 @@ public final class Engine: Sendable {
                               "presentedFirmwareVersion": .string(result.presented.hex)])
         for status in result.transitions {
             events.publish(.deviceStatus, device: id, time: time, data: ["status": .string(status.rawValue)])
+        }
+        return result
+    }
+
+    /// The manual SMI change a supplier asks the DCC for after the interim solution's failed install
+    /// (MP202 §2): the inventory takes the hub's SMETS version and the PPMID is commissioned.
+    public func correctInventory(_ id: EUI64) throws -> JoinResult {
+        let result = try serialized { state -> JoinResult in
+            guard let device = state.devices[id] else { throw DomainError(.deviceNotFound, "no device \(id)") }
+            guard let hubID = device.hub, let hub = state.devices[hubID] else {
+                throw DomainError(.notJoined, "\(id) has not joined a Communications Hub; there is nothing to correct")
+            }
+            guard let model = state.lab.models[device.modelKey] else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
+            let outcome = try DCCRules(cpl: state.lab.cpl, regime: state.lab.regime).correctInventory(device: device, hub: hub, model: model)
+            try store.write { try $0.save(outcome.device, origin: .api) }
+            state.devices[id] = outcome.device
+            return JoinResult(device: outcome.device, transitions: outcome.transitions, presented: outcome.presentedFirmware)
+        }
+        let time = now()
+        for status in result.transitions {
+            events.publish(.deviceStatus, device: id, time: time, data: ["status": .string(status.rawValue), "cause": "inventory.correct"])
         }
         return result
     }

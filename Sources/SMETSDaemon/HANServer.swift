@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import SMETSCore
+import SMETSDevices
 import SMETSWire
 import Synchronization
 import SystemdKit
@@ -66,13 +67,10 @@ final class HANServer: Sendable {
         }
     }
 
-    /// A removed device's links learn it is gone (ERROR 2) and are closed.
+    /// A removed device's links are told, each by its own link machine (ERROR 2 and the close).
     func closeLinks(of device: EUI64) {
-        let bytes = HANFrame.error(HANError(code: .unknownDevice, reason: "device \(device) was removed")).encoded()
         for channel in links.channels(of: device) {
-            var buffer = channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
-            channel.writeAndFlush(buffer).whenComplete { _ in channel.close(promise: nil) }
+            channel.pipeline.fireUserInboundEventTriggered(HANDeviceRemoved(device: device))
         }
     }
 
@@ -132,7 +130,12 @@ final class HANServer: Sendable {
     }
 }
 
-/// One HAN link: HELLO, then DATA frames to the attached device, per `han-link.md` version 1.
+/// What `devices.remove` tells each link attached to the removed device, through its pipeline.
+struct HANDeviceRemoved: Sendable {
+    let device: EUI64
+}
+
+/// One HAN link: carries out what its ``HANLinkMachine`` returns, and nothing else decides.
 final class HANChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -141,47 +144,32 @@ final class HANChannelHandler: ChannelInboundHandler {
     let pool: NIOThreadPool
     let counter: ConnectionCounter
     let links: LinkRegistry
-    let settings: Settings
     let access: AccessPolicy
-    let impliedDevice: EUI64?
     let admitted: Bool
+    private var machine: HANLinkMachine
     private var peer: PeerCredentials?
-    private var decoder: HANFrameDecoder
-    private var attached: EUI64?
-    private var helloTimeout: Scheduled<Void>?
-    /// Replies still being produced on the blocking pool; later replies wait for them, so a link
-    /// sees answers in the order it asked.
-    private var inFlight = 0
+    private var helloTimer: Scheduled<Void>?
+    /// The last reply queued on the blocking pool; later ones chain behind it.
     private var tail: EventLoopFuture<Void>?
-    private var closing = false
 
     init(engine: Engine, pool: NIOThreadPool, counter: ConnectionCounter, links: LinkRegistry, settings: Settings,
          access: AccessPolicy, impliedDevice: EUI64?, admitted: Bool) {
-        self.engine = engine; self.pool = pool; self.counter = counter; self.links = links; self.settings = settings
+        self.engine = engine; self.pool = pool; self.counter = counter; self.links = links
         self.access = access
-        self.impliedDevice = impliedDevice; self.admitted = admitted
-        self.decoder = HANFrameDecoder(maxFrameLength: settings.maxHANFrameBytes)
+        self.admitted = admitted
+        self.machine = HANLinkMachine(configuration: .init(
+            impliedDevice: impliedDevice, maxFrameLength: settings.maxHANFrameBytes,
+            helloTimeout: .seconds(settings.helloTimeoutSeconds), maxConnections: settings.maxHANConnections,
+            maxLinksPerDevice: settings.maxLinksPerDevice))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        guard admitted else {
-            fail(context: context, .tooManyConnections, "too many HAN connections (maxHANConnections \(settings.maxHANConnections))")
-            return
-        }
-        let channel = context.channel
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        PeerCredentialReader.read(channel: channel).whenSuccess { peer in loopBound.value.peer = peer }
-        helloTimeout = context.eventLoop.scheduleTask(in: .milliseconds(Int64(settings.helloTimeoutSeconds * 1000))) {
-            channel.close(promise: nil)
-        }
+        perform(machine.linkOpened(admitted: admitted), context: context)
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        helloTimeout?.cancel()
-        if admitted { counter.release(.han) }
-        if let attached { links.detach(context.channel, from: attached) }
-        attached = nil
+        perform(machine.linkClosed(), context: context)
         context.fireChannelInactive()
     }
 
@@ -191,89 +179,69 @@ final class HANChannelHandler: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !closing else { return }
         let buffer = unwrapInboundIn(data)
-        decoder.append(buffer.readableBytesView)
-        while !closing {
-            let frame: HANFrame?
-            do {
-                frame = try decoder.next()
-            } catch {
-                fail(context: context, error.code, error.description)
-                return
-            }
-            guard let frame else { return }
-            handle(frame, context: context)
-        }
+        perform(machine.received(buffer.readableBytesView), context: context)
     }
 
-    private func handle(_ frame: HANFrame, context: ChannelHandlerContext) {
-        switch frame {
-        case .hello(let greeting):
-            attach(greeting, context: context)
-        case .data(let data):
-            guard let device = attached else {
-                send(.error(HANError(code: .notAttached, reason: "send HELLO first")), context: context)
-                return
-            }
-            guard data.destination == device, data.destinationEndpoint == HANLink.deviceEndpoint else {
-                send(.error(HANError(code: .notAttached, reason: "this link is attached to \(device) endpoint 1, not \(data.destination) endpoint \(data.destinationEndpoint)")), context: context)
-                return
-            }
-            dispatch(data, device: device, context: context)
-        case .welcome, .error:
-            fail(context: context, .malformedFrame, "a rig does not send \(frame.type) frames")
-        }
-    }
-
-    private func attach(_ hello: HANHello, context: ChannelHandlerContext) {
-        guard attached == nil else {
-            send(.error(HANError(code: .notAttached, reason: "already attached to \(attached!); open another link for another device")), context: context)
-            return
-        }
-        let role = access.role(for: peer)
-        guard access.mayAttach(role) else {
-            engine.events.publish(.accessRefused, time: engine.now(), data: [
-                "method": "han.attach", "role": .string(role.description), "caller_uid": .string(peer.map { String($0.uid) } ?? "unknown"),
-            ], level: .warning, message: "refused a HAN link")
-            fail(context: context, .notAuthorised, "the \(role.kind) role may not attach to devices; ask the lab operator for the rig role")
-            return
-        }
-        guard hello.version == HANLink.version else {
-            fail(context: context, .unsupportedVersion, "HAN link version \(hello.version) is not supported; this daemon speaks version \(HANLink.version)")
-            return
-        }
-        let target: EUI64
-        if let impliedDevice {
-            guard hello.target == .zero || hello.target == impliedDevice else {
-                fail(context: context, .unknownDevice, "this socket serves \(impliedDevice), not \(hello.target)")
-                return
-            }
-            target = impliedDevice
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let removed = event as? HANDeviceRemoved {
+            perform(machine.deviceRemoved(removed.device), context: context)
         } else {
-            target = hello.target
+            context.fireUserInboundEventTriggered(event)
         }
-        guard let device = engine.device(target) else {
-            fail(context: context, .unknownDevice, "no device \(target)")
-            return
-        }
-        guard links.attach(context.channel, to: target, limit: settings.maxLinksPerDevice) else {
-            fail(context: context, .tooManyConnections, "\(target) already has \(settings.maxLinksPerDevice) links attached (maxLinksPerDevice)")
-            return
-        }
-        helloTimeout?.cancel()
-        helloTimeout = nil
-        attached = target
-        let model = engine.model(for: device)
-        let welcome = HANWelcome(version: HANLink.version, device: target, deviceType: device.type.rawValue, smetsMode: device.mode.rawValue,
-                                 manufacturerCode: model?.manufacturer.numericCode ?? 0, imageType: model?.numericImageType ?? 0,
-                                 currentFileVersion: engine.presentedFirmware(of: device).rawValue)
-        send(.welcome(welcome), context: context)
-        engine.events.publish(.hanAttached, device: target, time: engine.now(), data: ["rig": .string(hello.rigNode.description)], level: .debug)
     }
 
-    private func dispatch(_ data: HANData, device: EUI64, context: ChannelHandlerContext) {
-        let engine = self.engine
+    private func perform(_ actions: [HANLinkMachine.Action], context: ChannelHandlerContext) {
+        for action in actions { perform(action, context: context) }
+    }
+
+    private func perform(_ action: HANLinkMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .readPeerCredentials:
+            let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+            PeerCredentialReader.read(channel: context.channel).whenSuccess { peer in loopBound.value.peer = peer }
+        case .startHelloTimer(let timeout):
+            helloTimer = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+                self.helloTimer = nil
+                self.perform(self.machine.helloTimeoutFired(), context: context)
+            }
+        case .cancelHelloTimer:
+            helloTimer?.cancel()
+            helloTimer = nil
+        case .send(let frame):
+            let bytes = frame.encoded()
+            var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .close:
+            context.close(promise: nil)
+        case .identify(let target):
+            let role = access.role(for: peer)
+            let caller = HANLinkMachine.Caller(role: role.description, uid: peer?.uid, mayAttach: access.mayAttach(role))
+            let facts = engine.device(target).map { device in
+                let model = engine.model(for: device)
+                return HANLinkMachine.DeviceFacts(type: device.type, mode: device.mode, manufacturerCode: model?.manufacturer.numericCode ?? 0,
+                                                  imageType: model?.numericImageType ?? 0, firmware: engine.presentedFirmware(of: device))
+            }
+            perform(machine.identified(caller: caller, device: facts), context: context)
+        case .register(let device):
+            perform(machine.registered(links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)), context: context)
+        case .detach(let device):
+            links.detach(context.channel, from: device)
+        case .releaseAdmission:
+            counter.release(.han)
+        case .dispatch(let data, let device):
+            dispatch(data, to: device, context: context)
+        case .publishAttached(let device, let rig):
+            engine.events.publish(.hanAttached, device: device, time: engine.now(), data: ["rig": .string(rig.description)], level: .debug)
+        case .publishAccessRefused(let caller):
+            engine.events.publish(.accessRefused, time: engine.now(), data: [
+                "method": "han.attach", "role": .string(caller.role), "caller_uid": .string(caller.uid.map { String($0) } ?? "unknown"),
+            ], level: .warning, message: "refused a HAN link")
+        }
+    }
+
+    private func dispatch(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
         engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
@@ -285,19 +253,22 @@ final class HANChannelHandler: ChannelInboundHandler {
                 return reply
             }
         }
-        switch handling {
-        case .now(let replies) where inFlight == 0:
-            if !replies.isEmpty { emitOnPool(addressed(replies)) }
-        case .now(let replies):
-            enqueue(context: context) { addressed(replies) }
-        case .blocking(let work):
-            enqueue(context: context) { addressed(work()) }
+        let blocking = if case .blocking = handling { true } else { false }
+        switch (machine.route(blocking: blocking), handling) {
+        case (.emitNow, .now(let replies)):
+            emitOnPool(addressed(replies))
+        case (.enqueue, .now(let replies)):
+            enqueue({ addressed(replies) }, context: context)
+        case (_, .blocking(let produce)):
+            // The machine never routes blocking work to .emitNow.
+            enqueue({ addressed(produce()) }, context: context)
         }
     }
 
     /// Replies computed on the loop still go out through `emit`, which may hand them to another
     /// emulated device (a blocking write): fast path for the common case of a rig as the peer.
     private func emitOnPool(_ replies: [OutgoingZCL]) {
+        guard !replies.isEmpty else { return }
         if replies.allSatisfy({ engine.device($0.to) == nil }) {
             engine.emit(replies)
         } else {
@@ -306,32 +277,15 @@ final class HANChannelHandler: ChannelInboundHandler {
         }
     }
 
-    private func enqueue(context: ChannelHandlerContext, _ work: @escaping @Sendable () -> [OutgoingZCL]) {
+    private func enqueue(_ work: @escaping @Sendable () -> [OutgoingZCL], context: ChannelHandlerContext) {
         let engine = self.engine, pool = self.pool
         let eventLoop = context.eventLoop
         let previous = tail ?? eventLoop.makeSucceededVoidFuture()
-        inFlight += 1
         let loopBound = NIOLoopBound(self, eventLoop: eventLoop)
         tail = previous.flatMap {
             pool.runIfActive(eventLoop: eventLoop) { engine.emit(work()) }
         }.always { _ in
-            loopBound.value.inFlight -= 1
-        }
-    }
-
-    private func send(_ frame: HANFrame, context: ChannelHandlerContext) {
-        let bytes = frame.encoded()
-        var buffer = context.channel.allocator.buffer(capacity: bytes.count)
-        buffer.writeBytes(bytes)
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
-    }
-
-    /// Answers with the ERROR the contract names and closes, for errors that close the link.
-    private func fail(context: ChannelHandlerContext, _ code: HANErrorCode, _ reason: String) {
-        send(.error(HANError(code: code, reason: reason)), context: context)
-        if code.closesConnection {
-            closing = true
-            context.close(promise: nil)
+            loopBound.value.machine.queuedReplyFinished()
         }
     }
 }

@@ -36,7 +36,7 @@ struct SmetsCtl: ParsableCommand {
               4  protocol or I/O failure, or no answer within --timeout
             """,
         version: "0.1.0",
-        subcommands: [Status.self, Devices.self, HAN.self, Clock.self, Events.self, Lab.self, Firmware.self,
+        subcommands: [Status.self, Devices.self, HAN.self, Inventory.self, Clock.self, Events.self, Lab.self, Firmware.self,
                       Assets.self, Tenancy.self, Supplier.self, Call.self])
 
     /// `arguments` with the global options written before the subcommand (`smetsctl --json status`)

@@ -56,6 +56,8 @@ import Glibc
         defer { daemon.stop() }
         // Move the SMETS1-system PPMID's premises hub: create a dual-mode PPMID in P0002 and join it there,
         // then check a PPMID created in P0001 and joined there is SMETS2+.
+        let unnamed = try #require(try daemon.callError("devices.create", ["type": "PPMID", "premises": "P0002", "model": "acme-ppmid-dm"]))
+        #expect(unnamed.message.contains("preNotified"), "MP202 §2: the pre-notification names the SMETS version")
         let created = try daemon.call("devices.create", ["type": "PPMID", "premises": "P0002", "model": "acme-ppmid-dm", "preNotified": "SMETS2+"])
         let id = try #require(created["id"]?.stringValue)
         #expect(created["status"]?.stringValue == "Whitelisted")
@@ -79,6 +81,11 @@ import Glibc
         #expect(s1["status"]?.stringValue == "Commissioned")
         let s2 = try daemon.call("devices.get", ["id": .string(ppmidS2)])
         #expect(s2["presentedFirmwareVersion"]?.stringValue == "01020300")
+        // DP181: the asset data names the version the DCC holds and the real one it stands for.
+        let asset = try daemon.call("assets.get", ["id": .string(ppmidS1)])
+        #expect(asset["firmwareVersion"]?.stringValue == "0F020300")
+        #expect(asset["realFirmwareVersion"]?.stringValue == "01020300")
+        #expect(try daemon.call("assets.get", ["id": .string(ppmidS2)])["realFirmwareVersion"]?.isNull == true)
     }
 
     @Test func listingPagesThroughEveryDevice() throws {

@@ -247,7 +247,7 @@ final class HANRig {
     @Test func oneStoredImageServesManyDevices() throws {
         let daemon = try DaemonHarness().start()
         defer { daemon.stop() }
-        let created = try daemon.call("devices.create", ["type": "PPMID", "premises": "P0001", "model": "acme-ppmid-dm"])
+        let created = try daemon.call("devices.create", ["type": "PPMID", "premises": "P0001", "model": "acme-ppmid-dm", "preNotified": "SMETS2+"])
         let second = try #require(created["id"]?.stringValue)
         _ = try daemon.call("han.join", ["device": .string(second), "hub": .string(Self.hub)])
         let image = try Self.build()

@@ -111,6 +111,21 @@ struct LabTests {
         #expect(problem.message.contains("found \(hubs)"))
     }
 
+    @Test("MP202 §2: a PPMID's pre-notification must name its SMETS version")
+    func ppmidPreNotificationNamesTheVersion() throws {
+        var premises = validPremises()
+        premises.devices[2].preNotified = nil
+        let problems = LabDefinition(name: "t", cplRegime: .mp202, premises: [premises]).problems(models: try shippedModels())
+        let problem = try #require(problems.first)
+        #expect(problems.count == 1)
+        #expect(problem.path == "premises[0].devices[2].preNotified")
+        #expect(problem.message.contains("MP202"))
+        // Another device type takes its model's own version when none is given.
+        premises.devices[2].preNotified = .smets1
+        premises.devices[1].preNotified = nil
+        #expect(LabDefinition(name: "t", cplRegime: .mp202, premises: [premises]).problems(models: try shippedModels()).isEmpty)
+    }
+
     @Test("a device whose type is not its model's is reported")
     func typeMismatch() throws {
         var premises = validPremises()

@@ -36,6 +36,7 @@ METHODS = {
     "devices.remove": {"id": "00-DB-12-34-56-78-99-99"},
     "han.join": {"device": SPARE, "hub": HUB},
     "han.leave": {"device": SPARE},
+    "inventory.correct": {"device": PPMID},
     "han.send": {"from": "00-DB-12-34-56-78-00-02", "to": PPMID, "cluster": "0000", "zcl": "000100000004"},
     "han.trace": {"device": PPMID},
     "han.topUp": {"device": PPMID, "code": "12345678901234500150"},
