@@ -60,13 +60,13 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .executableTarget(name: "smetsctl", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSRPC", "SMETSClient",
+            "SMETSCore", "SMETSWire", "SMETSDCC", "SMETSRPC", "SMETSClient",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Crypto", package: "swift-crypto"),
         ], swiftSettings: strict),
         // The benchmarks behind docs/benchmarks.md.
         .executableTarget(name: "smetsbench", dependencies: ["SMETSCore", "SMETSWire"], swiftSettings: strict),
-        .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "SMETSCoreTests", dependencies: ["SMETSCore", "SMETSDCC"], swiftSettings: strict),
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDevicesTests", dependencies: ["SMETSDevices", "SMETSCore", "SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDCCTests", dependencies: ["SMETSDCC", "SMETSCore"], swiftSettings: strict),

@@ -122,6 +122,17 @@ public struct CPL: Hashable, Sendable {
                     + "from every real one (SEC Appendix Z 3.13(b))")
             }
         }
+        // SEC Appendix Z 3.13: only PPMIDs are dual-mode; any other model has rows for one SMETS version.
+        var versionsOf: [String: (version: SMETSVersion, line: Int)] = [:]
+        for entry in entries where entry.deviceType != .ppmid {
+            let model = "\(entry.manufacturerId)/\(entry.modelId)/\(entry.deviceType.name)"
+            let line = lineOf[entry.key] ?? 0
+            if let seen = versionsOf[model], seen.version != entry.smetsVersion {
+                throw CPLParseError(line: line, message: "\(entry.deviceType) model \(entry.manufacturerId)/\(entry.modelId) has \(seen.version) (line \(seen.line)) "
+                    + "and \(entry.smetsVersion) rows; only PPMIDs are dual-mode (SEC Appendix Z 3.13): give the other version a model of its own")
+            }
+            versionsOf[model] = versionsOf[model] ?? (entry.smetsVersion, line)
+        }
         return CPL(entries: entries)
     }
 

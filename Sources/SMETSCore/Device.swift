@@ -62,43 +62,11 @@ public struct JoinOutcome: Hashable, Sendable {
     }
 }
 
-/// Joining and leaving the HAN: pure decisions over values the daemon looks up.
+/// Leaving the HAN, and what may join it: pure decisions over values the daemon looks up. Whether a
+/// join is allowed and what the inventory makes of it is the DCC's decision (SMETSDCC's `DCCRules.join`).
 public enum HANMembership {
     public static let joinableTypes: Set<DeviceType> = [.ppmid, .ihd, .esme, .gsme, .gpf, .hcalcs]
     public static let joinableStatuses: Set<InventoryStatus> = [.whitelisted, .installedNotCommissioned, .commissioned, .suspended]
-
-    /// Decides a join. The hub's SMETS version decides the mode (MP202); the device moves
-    /// Whitelisted -> InstalledNotCommissioned -> Commissioned when the identity it then presents is
-    /// on the CPL, and to Suspended when it is not, as the inventory would mark it.
-    public static func join(device: Device, hub: Device, model: DeviceModel, cpl: CPL, regime: CPLRegime) throws(DomainError) -> JoinOutcome {
-        guard hub.type == .chf, let hubVersion = hub.smetsVersion else {
-            throw DomainError(.notAHub, "\(hub.id) is a \(hub.type), not a Communications Hub (CHF)")
-        }
-        guard joinableTypes.contains(device.type) else {
-            throw DomainError(.notJoinable, "a \(device.type) does not join a Communications Hub's HAN")
-        }
-        guard device.premisesID == hub.premisesID else {
-            throw DomainError(.notJoinable, "\(device.id) is in premises \(device.premisesID), the hub \(hub.id) in \(hub.premisesID)")
-        }
-        guard joinableStatuses.contains(device.status) else {
-            throw DomainError(.notJoinable, "\(device.id) is \(device.status); only a Whitelisted (or already installed) device can join")
-        }
-        let mode = MP202.resolvedMode(preNotified: device.preNotified, hub: hubVersion)
-        guard let version = mode.version, model.smetsVersions.contains(version) else {
-            throw DomainError(.notJoinable, "model \(model.key) cannot work in a \(hubVersion) system; it supports \(model.smetsVersions.map(\.rawValue).joined(separator: ", "))")
-        }
-        var joined = device
-        joined.mode = mode
-        joined.hub = hub.id
-        let presented = cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: mode, regime: regime)
-        var transitions: [InventoryStatus] = []
-        if device.status == .whitelisted { transitions.append(.installedNotCommissioned) }
-        let listed = cpl.lists(model: model, presented: presented, mode: mode, regime: regime)
-        let final: InventoryStatus = listed ? .commissioned : .suspended
-        if transitions.last ?? device.status != final { transitions.append(final) }
-        joined.status = final
-        return JoinOutcome(device: joined, transitions: transitions, presentedFirmware: presented)
-    }
 
     /// Decides a leave: the device is off the HAN, its mode undetermined until it joins again.
     public static func leave(device: Device) throws(DomainError) -> Device {
@@ -108,13 +76,5 @@ public enum HANMembership {
         left.mode = .undetermined
         if [.installedNotCommissioned, .commissioned, .suspended].contains(left.status) { left.status = .whitelisted }
         return left
-    }
-
-    /// The inventory status a device should hold after its firmware changed: Suspended when what it
-    /// now presents is not on the CPL for its mode, Commissioned again when it is.
-    public static func statusAfterFirmwareChange(device: Device, model: DeviceModel, cpl: CPL, regime: CPLRegime) -> InventoryStatus {
-        guard device.hub != nil, [.commissioned, .suspended].contains(device.status) else { return device.status }
-        let presented = cpl.presentedFirmware(model: model, firmware: device.firmwareVersion, mode: device.mode, regime: regime)
-        return cpl.lists(model: model, presented: presented, mode: device.mode, regime: regime) ? .commissioned : .suspended
     }
 }

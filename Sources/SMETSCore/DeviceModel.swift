@@ -140,6 +140,9 @@ public struct DeviceModel: Hashable, Sendable, Codable {
         if let spec = technicalSpecification, specificationVersion == nil {
             found.append("technicalSpecification: '\(spec)' must end in a version, e.g. IHDTS v5.0")
         }
+        if smetsVersions.count > 1 && type != .ppmid {
+            found.append("smetsVersions: only PPMIDs are dual-mode (SEC Appendix Z 3.13); a \(type) model lists one of SMETS1, SMETS2+ (make a model per version)")
+        }
         if ota == true && type == .ihd {
             found.append("ota: IHD firmware upgrades are not possible (SECMP0056); remove it")
         }

@@ -86,13 +86,14 @@ public struct FirmwareVerdict: Hashable, Sendable {
     }
 }
 
-/// The firmware acceptance rules of a GB HAN device: pure, one check per rule, every check run
-/// (not stopping at the first failure) so that a report names everything wrong at once.
+/// The firmware acceptance rules of a GB HAN device, as the hardware applies them: pure, one check
+/// per rule, every check run (not stopping at the first failure) so that a report names everything
+/// wrong at once. A device knows neither the CPL nor the SMETS system it is enrolled in: those are
+/// the DCC's checks (SMETSDCC's `DCCRules.firmwareChecks`), made before an image reaches the hub.
 public enum FirmwareRules {
     /// The checks, in the order they are reported. `format` is the parse of the file itself.
     public static let checkNames = [
-        "format", "size", "manufacturer", "imageType", "hardwareVersion", "destination", "signature",
-        "mp202Requirement7", "cpl", "downgrade",
+        "format", "size", "manufacturer", "imageType", "hardwareVersion", "destination", "signature", "downgrade",
     ]
 
     /// The report of a file that could not be read at all: only the `format` line, failed.
@@ -100,7 +101,7 @@ public enum FirmwareRules {
         FirmwareVerdict(checks: [FirmwareCheck("format", .fail, reason)])
     }
 
-    /// Checks `image` for `target` under `cpl` and `regime`.
+    /// Checks `image` as the device `target` would.
     ///
     /// - Parameters:
     ///   - format: a description of the file's form, for the `format` line (it was read).
@@ -108,8 +109,7 @@ public enum FirmwareRules {
     ///   - key: the model's signing key. The signature covers the OTA header and the Manufacturer
     ///     Image (``FirmwareCandidate/signedContent``).
     public static func check(
-        _ image: FirmwareCandidate, format: String, for target: FirmwareTarget, cpl: CPL, regime: CPLRegime,
-        maxImageBytes: Int, key: SigningKey
+        _ image: FirmwareCandidate, format: String, for target: FirmwareTarget, maxImageBytes: Int, key: SigningKey
     ) -> FirmwareVerdict {
         let model = target.model
         var checks: [FirmwareCheck] = [FirmwareCheck("format", .pass, format)]
@@ -164,27 +164,6 @@ public enum FirmwareRules {
         }
 
         checks.append(signatureCheck(image, model: model, key: key))
-
-        if model.type == .ppmid && model.isDualMode {
-            if let refusal = MP202.otaRefusal(mode: target.mode) {
-                checks.append(FirmwareCheck("mp202Requirement7", .fail, refusal))
-            } else {
-                checks.append(FirmwareCheck("mp202Requirement7", .pass, "a dual-mode PPMID enrolled in a SMETS2+ system may take OTA firmware"))
-            }
-        } else {
-            checks.append(FirmwareCheck("mp202Requirement7", .notApplicable, "\(model.key) is not a dual-mode PPMID"))
-        }
-
-        if target.mode == .undetermined {
-            checks.append(FirmwareCheck("cpl", .fail, "the device's SMETS mode is undetermined (not joined), so no CPL row applies"))
-        } else {
-            let presented = cpl.presentedFirmware(model: model, firmware: image.fileVersion, mode: target.mode, regime: regime)
-            let shown = presented == image.fileVersion ? image.fileVersion.hex : "\(image.fileVersion.hex) (presented as \(presented.hex))"
-            let row = "\(model.manufacturer.code)/\(model.modelId) hardware \(model.hardwareVersion) in \(target.mode.name) (\(regime.rawValue) regime)"
-            checks.append(cpl.lists(model: model, presented: presented, mode: target.mode, regime: regime)
-                ? FirmwareCheck("cpl", .pass, "\(shown) is on the CPL for \(row)")
-                : FirmwareCheck("cpl", .fail, "\(shown) is not on the CPL for \(row)"))
-        }
 
         let new = image.fileVersion, current = target.currentFirmware
         if new > current {

@@ -94,8 +94,11 @@ extension LabDefinition {
         return problems
     }
 
-    /// The devices of a valid lab, in their initial state: joined where the lab says so.
-    public func initialDevices(models: [String: DeviceModel], cpl: CPL) -> [Device] {
+    /// How a device joins a hub: the DCC decides (SMETSDCC's `DCCRules.join`); nil when it refuses.
+    public typealias Join = @Sendable (_ device: Device, _ hub: Device, _ model: DeviceModel) -> JoinOutcome?
+
+    /// The devices of a valid lab, in their initial state: joined where the lab says so, as `join` decides.
+    public func initialDevices(models: [String: DeviceModel], join: Join) -> [Device] {
         var result: [Device] = []
         for premises in self.premises {
             var hub: Device?
@@ -117,8 +120,7 @@ extension LabDefinition {
             }
             if let hub { result.append(hub) }
             for (device, joined) in members {
-                if joined, let hub, let model = models[device.modelKey],
-                   let outcome = try? HANMembership.join(device: device, hub: hub, model: model, cpl: cpl, regime: cplRegime) {
+                if joined, let hub, let model = models[device.modelKey], let outcome = join(device, hub, model) {
                     result.append(outcome.device)
                 } else {
                     result.append(device)
@@ -134,37 +136,42 @@ public enum LabGenerator {
     /// Generated device IDs live under this OUI-like prefix, apart from hand-written lab IDs.
     public static let idBase: UInt64 = 0x00DB_F000_0000_0000
 
-    public struct Models: Sendable {
+    /// The models of one generated premises: a hub and its members, all of one SMETS version
+    /// (only PPMIDs are dual-mode, so a SMETS1 premises needs SMETS1 meters and displays).
+    public struct Members: Sendable {
         public var hub: DeviceModel, esme: DeviceModel, gsme: DeviceModel, gpf: DeviceModel, ppmid: DeviceModel, ihd: DeviceModel
         public init(hub: DeviceModel, esme: DeviceModel, gsme: DeviceModel, gpf: DeviceModel, ppmid: DeviceModel, ihd: DeviceModel) {
             self.hub = hub; self.esme = esme; self.gsme = gsme; self.gpf = gpf; self.ppmid = ppmid; self.ihd = ihd
         }
     }
 
+    /// The models generated premises use: SMETS2+ ones, and SMETS1 ones when the lab has them.
+    public struct Models: Sendable {
+        public var smets2: Members
+        public var smets1: Members?
+        public init(smets2: Members, smets1: Members?) { self.smets2 = smets2; self.smets1 = smets1 }
+    }
+
     public static func premisesID(_ index: Int) -> String { "G" + upperHex(index, width: 6) }
 
-    /// The devices of generated premises number `index`, joined and commissioned. Odd premises get a
-    /// SMETS1 hub, so that the dual-mode PPMIDs are spread over both modes.
-    public static func devices(index: Int, models: Models, cpl: CPL, regime: CPLRegime, owners: [String]) -> [Device] {
+    /// The devices of generated premises number `index`, joined and commissioned as `join` decides.
+    /// Odd premises get a SMETS1 hub (when the lab has SMETS1 models), so that the dual-mode PPMIDs
+    /// are spread over both modes. Each device is pre-notified with its premises' version.
+    public static func devices(index: Int, models: Models, owners: [String], join: LabDefinition.Join) -> [Device] {
         let base = idBase + UInt64(index) * 8
         let region = CSPRegion.allCases[index % 3]
         let premises = premisesID(index)
         let owner = owners.isEmpty ? "MAP-GEN" : owners[index % owners.count]
-        let hubVersion: SMETSVersion = index % 2 == 0 ? .smets2 : .smets1
-        var hub = Device(id: EUI64(base), type: .chf, premisesID: premises, modelKey: models.hub.key, owner: owner,
+        let (hubVersion, set): (SMETSVersion, Members) = if index % 2 == 1, let smets1 = models.smets1 { (.smets1, smets1) } else { (.smets2, models.smets2) }
+        let hub = Device(id: EUI64(base), type: .chf, premisesID: premises, modelKey: set.hub.key, owner: owner,
                          preNotified: hubVersion, status: .commissioned, mode: SMETSMode(hubVersion),
-                         firmwareVersion: models.hub.firmwareVersion, smetsVersion: hubVersion, region: region)
-        hub.hub = nil
-        let members: [(UInt64, DeviceModel)] = [(1, models.esme), (2, models.gsme), (3, models.gpf), (4, models.ppmid), (5, models.ihd)]
+                         firmwareVersion: set.hub.firmwareVersion, smetsVersion: hubVersion, region: region)
+        let members: [(UInt64, DeviceModel)] = [(1, set.esme), (2, set.gsme), (3, set.gpf), (4, set.ppmid), (5, set.ihd)]
         var result = [hub]
         for (offset, model) in members {
             let device = Device(id: EUI64(base + offset), type: model.type, premisesID: premises, modelKey: model.key, owner: owner,
-                                preNotified: .smets2, status: .whitelisted, firmwareVersion: model.firmwareVersion, region: region)
-            if let outcome = try? HANMembership.join(device: device, hub: hub, model: model, cpl: cpl, regime: regime) {
-                result.append(outcome.device)
-            } else {
-                result.append(device)
-            }
+                                preNotified: hubVersion, status: .whitelisted, firmwareVersion: model.firmwareVersion, region: region)
+            result.append(join(device, hub, model)?.device ?? device)
         }
         return result
     }

@@ -120,4 +120,10 @@ public struct DCCRules: Sendable {
         if interimMismatch(device, hubVersion: hubVersion) != nil { return device.status }
         return listed(device, model: model) ? .commissioned : .suspended
     }
+
+    /// `join` as the lab's initial devices and the generator take it: nil where the DCC refuses.
+    public var joiner: LabDefinition.Join {
+        let rules = self
+        return { device, hub, model in try? rules.join(device: device, hub: hub, model: model) }
+    }
 }

@@ -57,8 +57,9 @@ extension ControlRouter {
             // The firmware rules for an image and a device, without a transfer.
             ControlMethod(name: "firmware.check") { params, _ in
                 let file = try imageBytes(params, engine: engine)
-                let verdict = try engine.checkFirmware(file: file, device: try params.requiredEUI("device"))
-                return ["accepted": .bool(verdict.accepted), "checks": .array(verdict.checks.map(checkJSON))]
+                let layers = try engine.checkFirmware(file: file, device: try params.requiredEUI("device"))
+                let dcc = layers.dcc.map { checkJSON($0, layer: "dcc") }, device = layers.device.checks.map { checkJSON($0, layer: "device") }
+                return ["accepted": .bool(layers.accepted), "checks": .array(dcc + device), "dcc": .array(dcc), "device": .array(device)]
             },
         ]
     }
@@ -97,25 +98,40 @@ extension ControlRouter {
         }
     }
 
-    static func checkJSON(_ check: FirmwareCheck) -> JSONValue {
-        ["name": .string(check.name), "outcome": .string(check.outcome.rawValue), "passed": .bool(check.passed), "reason": .string(check.reason)]
+    static func checkJSON(_ check: FirmwareCheck, layer: String? = nil) -> JSONValue {
+        var object: [String: JSONValue] = ["name": .string(check.name), "outcome": .string(check.outcome.rawValue), "passed": .bool(check.passed),
+                                           "reason": .string(check.reason)]
+        if let layer { object["layer"] = .string(layer) }
+        return .object(object)
     }
 
     static func resultJSON(_ result: FirmwareUpdateResult) -> JSONValue {
         [
             "device": .string(result.device.description), "outcome": .string(result.outcome), "reason": .string(result.reason),
-            "checks": .array(result.checks.map(checkJSON)), "activateAt": result.activateAt.map { .string($0.rfc3339) } ?? .null,
+            "checks": .array(result.checks.map { checkJSON($0) }), "activateAt": result.activateAt.map { .string($0.rfc3339) } ?? .null,
             "firmwareVersion": result.firmwareVersion.map { .string($0.hex) } ?? .null,
         ]
     }
 }
 
+/// The two layers of checks an image meets on its way to a device: the DCC's, then the device's.
+public struct LayeredFirmwareVerdict: Sendable {
+    /// Eligibility, MP202 Requirement 7 and the CPL: what the DCC decides before the hub sends anything.
+    public var dcc: [FirmwareCheck]
+    /// What the device itself checks: format, size, manufacturer, image type, hardware, destination,
+    /// signature, downgrade.
+    public var device: FirmwareVerdict
+    public var accepted: Bool { dcc.allSatisfy(\.passed) && device.accepted }
+}
+
 extension Engine {
-    /// The firmware rules for `file` and device `id`, as the device would apply them.
-    public func checkFirmware(file: [UInt8], device id: EUI64) throws -> FirmwareVerdict {
+    /// The firmware rules for `file` and device `id`, in both layers, without a transfer.
+    public func checkFirmware(file: [UInt8], device id: EUI64) throws -> LayeredFirmwareVerdict {
         let device = try requireDevice(id)
-        let (model, lab) = state.withLock { ($0.lab.models[device.modelKey], $0.lab) }
+        let (model, lab, hub) = state.withLock { state in (state.lab.models[device.modelKey], state.lab, device.hub.flatMap { state.devices[$0] }) }
         guard let model else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
-        return Self.check(file: file, device: device, model: model, lab: lab).0
+        let (verdict, image) = Self.check(file: file, device: device, model: model, lab: lab)
+        let dcc = image.map { lab.dcc.firmwareChecks(fileVersion: FirmwareVersion($0.header.fileVersion), device: device, model: model, hub: hub) } ?? []
+        return LayeredFirmwareVerdict(dcc: dcc, device: verdict)
     }
 }

@@ -2,6 +2,7 @@ import Crypto
 import Dispatch
 import Foundation
 import SMETSCore
+import SMETSDCC
 import SMETSDevices
 import SMETSRPC
 import SMETSStore
@@ -397,8 +398,9 @@ extension Engine {
 
     // MARK: checking an image
 
-    /// Reads `file` and runs every firmware rule for `device`. The image is nil when the file
-    /// cannot be read (then the verdict holds only the failed `format` check).
+    /// Reads `file` and runs every rule the device itself applies (not the DCC's: a device knows
+    /// neither the CPL nor its SMETS system). The image is nil when the file cannot be read (then the
+    /// verdict holds only the failed `format` check).
     static func check(file: [UInt8], device: Device, model: DeviceModel, lab: LabSnapshot) -> (FirmwareVerdict, OTAImage?) {
         let image: OTAImage
         do {
@@ -407,7 +409,7 @@ extension Engine {
             return (FirmwareRules.unreadable("\(error.reason): \(error.description)"), nil)
         }
         let target = FirmwareTarget(model: model, device: device.id, mode: device.mode, currentFirmware: device.firmwareVersion)
-        let verdict = FirmwareRules.check(image.firmwareCandidate, format: image.formatDescription, for: target, cpl: lab.cpl, regime: lab.regime,
+        let verdict = FirmwareRules.check(image.firmwareCandidate, format: image.formatDescription, for: target,
                                           maxImageBytes: lab.settings.maxImageBytes, key: signingKey(for: model, labDirectory: lab.directory))
         return (verdict, image)
     }
@@ -518,13 +520,14 @@ extension Engine {
         let route = state.withLock { state -> Route in
             let now = state.clock.now(real: realNow())
             guard let device = state.devices[id] else { return .refused("no device \(id)", []) }
-            guard device.type.isDisplay else { return .refused("a \(device.type) is not an OTA client of its hub; firmware goes to PPMIDs and IHDs", []) }
-            guard let hub = device.hub, state.devices[hub]?.type == .chf else { return .refused("\(id) has not joined a Communications Hub", []) }
             guard let model = state.lab.models[device.modelKey] else { return .refused("no model \(device.modelKey)", []) }
-            guard model.hasOTA else { return .refused("model \(model.key) has no OTA Upgrade cluster: its firmware is not upgraded over the air", []) }
-            if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
-                return .refused(refusal, [FirmwareCheck("mp202Requirement7", .fail, refusal)])
+            // The DCC's checks first (eligibility, Requirement 7, the CPL); the device's own come on the device.
+            let hubDevice = device.hub.flatMap { state.devices[$0] }
+            let dccChecks = state.lab.dcc.firmwareChecks(fileVersion: FirmwareVersion(image.header.fileVersion), device: device, model: model, hub: hubDevice)
+            if let failed = dccChecks.first(where: { !$0.passed }) {
+                return .refused("the DCC refused: \(failed.reason)", dccChecks)
             }
+            guard let hub = device.hub, hubDevice?.type == .chf else { return .refused("\(id) has not joined a Communications Hub", dccChecks) }
             return firmwareStates.withLock { states -> Route in
                 states[id, default: DeviceFirmwareState()].client.forgetLastStep()
                 let offer = OTAServer.Offer(file: file, header: image.header, hash: hash, activation: activation)
@@ -670,7 +673,12 @@ extension Engine {
 
     /// Activate Firmware (CS06): switch `id` to the image it holds, now or at `time`.
     public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
-        _ = try requireDevice(id)
+        let target = try requireDevice(id)
+        // Activate Firmware is a service request: the DCC decides whether it may reach the device.
+        let (dcc, model, hub) = state.withLock { state in (state.lab.dcc, state.lab.models[target.modelKey], target.hub.flatMap { state.devices[$0] }) }
+        if let refusal = dcc.refusal(for: .firmwareActivate, device: target, model: model, hub: hub) {
+            throw DomainError(.invalidState, "the DCC refused: \(refusal.message)")
+        }
         let (decided, actions) = try serialized { state -> (ActivationReport, [OTAClient.Action]) in
             let now = state.clock.now(real: realNow())
             let turn = try clientTurn(id, .activationRequested(hash: hash, at: time), state: &state, now: now, onStoreFailure: .rethrow)
@@ -708,12 +716,10 @@ extension Engine {
         guard var device = state.devices[id] else { return refuse(.activationFailure, "no device \(id)") }
         guard let held, held.hash == hash else { return refuse(.noImageHeld, "\(id) holds no downloaded image \(hash)") }
         guard let model = state.lab.models[device.modelKey] else { return refuse(.activationFailure, "no model \(device.modelKey)") }
-        if model.type == .ppmid, model.isDualMode, let refusal = MP202.otaRefusal(mode: device.mode) {
-            return refuse(.activationFailure, refusal)
-        }
         let before = device
         device.firmwareVersion = held.fileVersion
-        device.status = HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: state.lab.cpl, regime: state.lab.regime)
+        // The device runs what it activated; the DCC marks it Suspended when that is off the CPL.
+        device.status = state.lab.dcc.statusAfterFirmwareChange(device, model: model, hubVersion: device.hub.flatMap { state.devices[$0]?.smetsVersion })
         let updated = device
         // The image must still be stored: checked in the transaction that activates (one
         // transaction, not a read and then a write; nothing is written when it is gone).

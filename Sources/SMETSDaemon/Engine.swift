@@ -88,7 +88,7 @@ public final class Engine: Sendable {
         for premises in lab.definition.premises {
             try tx.upsertPremises(id: premises.id, region: premises.region, origin: .lab)
         }
-        let devices = lab.definition.initialDevices(models: lab.models, cpl: lab.cpl)
+        let devices = lab.definition.initialDevices(models: lab.models, join: lab.dcc.joiner)
         for device in devices where try !tx.deviceExists(device.id) {
             try tx.save(device, origin: .lab)
             added += 1
@@ -458,7 +458,7 @@ public final class Engine: Sendable {
             guard let hub = state.devices[hubID] else { throw DomainError(.deviceNotFound, "no device \(hubID)") }
             guard let model = state.lab.models[device.modelKey] else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
             if device.hub != nil && device.hub != hubID { device = try HANMembership.leave(device: device) }
-            let outcome = try HANMembership.join(device: device, hub: hub, model: model, cpl: state.lab.cpl, regime: state.lab.regime)
+            let outcome = try state.lab.dcc.join(device: device, hub: hub, model: model)
             try store.write { try $0.save(outcome.device, origin: .api) }
             state.devices[id] = outcome.device
             return JoinResult(device: outcome.device, transitions: outcome.transitions, presented: outcome.presentedFirmware)
@@ -531,7 +531,7 @@ public final class Engine: Sendable {
                     var created: [Device] = []
                     created.reserveCapacity(batch * 6)
                     for index in firstIndex..<(firstIndex + batch) {
-                        created += LabGenerator.devices(index: index, models: models, cpl: state.lab.cpl, regime: state.lab.regime, owners: owners)
+                        created += LabGenerator.devices(index: index, models: models, owners: owners, join: state.lab.dcc.joiner)
                     }
                     if let clash = created.first(where: { state.devices[$0.id] != nil }) {
                         throw DomainError(.deviceExists, "generated device \(clash.id) already exists")
@@ -580,17 +580,21 @@ public final class Engine: Sendable {
     }
 
     static func generatorModels(_ lab: LabSnapshot) throws(DomainError) -> LabGenerator.Models {
-        func pick(_ type: DeviceType, prefer: (DeviceModel) -> Bool = { _ in true }) throws(DomainError) -> DeviceModel {
-            let candidates = lab.models.values.filter { $0.type == type }.sorted { $0.key < $1.key }
-            guard let model = candidates.first(where: prefer) ?? candidates.first else {
-                throw DomainError(.modelNotFound, "lab.generate needs a \(type) model in devices/models")
+        func members(_ version: SMETSVersion) -> LabGenerator.Members? {
+            func pick(_ type: DeviceType, prefer: (DeviceModel) -> Bool = { _ in true }) -> DeviceModel? {
+                let candidates = lab.models.values.filter { $0.type == type && $0.smetsVersions.contains(version) }.sorted { $0.key < $1.key }
+                // Displays built to a current specification, with the most single-version models first.
+                return candidates.first(where: prefer) ?? candidates.first
             }
-            return model
+            let current: (DeviceModel) -> Bool = { $0.handlesChangeOfTenancy }
+            guard let hub = pick(.chf, prefer: { $0.smetsVersions == [version] }), let esme = pick(.esme), let gsme = pick(.gsme),
+                  let gpf = pick(.gpf), let ppmid = pick(.ppmid, prefer: { $0.isDualMode }), let ihd = pick(.ihd, prefer: current) else { return nil }
+            return LabGenerator.Members(hub: hub, esme: esme, gsme: gsme, gpf: gpf, ppmid: ppmid, ihd: ihd)
         }
-        let both: (DeviceModel) -> Bool = { $0.smetsVersions.count == 2 }
-        return LabGenerator.Models(hub: try pick(.chf, prefer: { $0.smetsVersions == [.smets2] }), esme: try pick(.esme, prefer: both),
-                                   gsme: try pick(.gsme, prefer: both), gpf: try pick(.gpf, prefer: both),
-                                   ppmid: try pick(.ppmid, prefer: { $0.isDualMode }), ihd: try pick(.ihd, prefer: both))
+        guard let smets2 = members(.smets2) else {
+            throw DomainError(.modelNotFound, "lab.generate needs a SMETS2+ CHF, ESME, GSME, GPF, PPMID and IHD model in devices/models")
+        }
+        return LabGenerator.Models(smets2: smets2, smets1: members(.smets1))
     }
 
     /// Reloads the devices folder: new lab devices are added; models, the CPL and settings replaced.
@@ -642,6 +646,11 @@ struct JobRetry: Sendable {
     var notBefore: Timestamp
     /// The `notBefore` for which the job was put back on the schedule, so it is put back once.
     var queuedAt: Timestamp?
+}
+
+extension LabSnapshot {
+    /// The DCC's rules under this lab's CPL and regime.
+    var dcc: DCCRules { DCCRules(cpl: cpl, regime: regime) }
 }
 
 extension Array {

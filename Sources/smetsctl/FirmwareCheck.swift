@@ -1,22 +1,26 @@
 import Foundation
 import ArgumentParser
 import SMETSCore
+import SMETSDCC
 import SMETSRPC
 import SMETSWire
 
 struct FirmwareCheckCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
-        abstract: "Check an OTA image against a model's firmware rules, offline.",
+        abstract: "Check an OTA image against the DCC's rules and a model's own, offline.",
         discussion: """
-            Reads the image and the devices folder (models, cpl.csv, lab.json) and prints one line per \
-            rule: format, size, manufacturer, imageType, hardwareVersion, destination, signature, \
-            mp202Requirement7, cpl, downgrade. Exits 1 if any rule fails, 2 on a usage error.
+            Reads the image and the devices folder (models, cpl.csv, lab.json) and prints the two layers \
+            an image meets, one line per rule. First the DCC's, made before a firmware update reaches the \
+            hub: dccEligibility (device type, OTA, inventory), mp202Requirement7 (MP202 regime only), cpl \
+            (the version, as the inventory would hold it, on the CPL). Then the device's own, the only \
+            ones a rig serving an image over the HAN link meets: format, size, manufacturer, imageType, \
+            hardwareVersion, destination, signature, downgrade. Exits 1 if any rule fails, 2 on a usage error.
 
             The model is --model, else the one whose manufacturer code and image type the header names. \
             The mode defaults to SMETS2+ when the model supports it; --mode SMETS1 shows MP202 \
-            Requirement 7 refusing a dual-mode PPMID. The current firmware (for the downgrade rule) \
-            defaults to the model's.
+            Requirement 7 refusing a dual-mode PPMID (under the MP202 regime). The current firmware (for \
+            the downgrade rule) defaults to the model's.
 
             Examples:
               smetsctl firmware check acme-01030000.ota
@@ -58,6 +62,7 @@ struct FirmwareCheckCommand: ParsableCommand {
         let lab = try FirmwareLab.load(self.lab)
         let bytes = try FirmwareFiles.read(image)
         let verdict: FirmwareVerdict
+        var dccChecks: [FirmwareCheck] = []
         var hash: String?
         var modelKey: String?
         var headerJSON: JSONValue = .null
@@ -85,24 +90,48 @@ struct FirmwareCheckCommand: ParsableCommand {
             let mode = self.mode ?? (model.smetsVersions.contains(.smets2) ? .smets2 : SMETSMode(model.smetsVersions.first ?? .smets2))
             let currentVersion = current.flatMap { FirmwareVersion(hex: $0) } ?? model.firmwareVersion
             let target = FirmwareTarget(model: model, device: device, mode: mode, currentFirmware: currentVersion)
-            verdict = FirmwareRules.check(parsed.firmwareCandidate, format: parsed.formatDescription, for: target, cpl: lab.cpl,
-                                          regime: lab.regime, maxImageBytes: lab.maxImageBytes, key: lab.signingKey(for: model))
+            verdict = FirmwareRules.check(parsed.firmwareCandidate, format: parsed.formatDescription, for: target,
+                                          maxImageBytes: lab.maxImageBytes, key: lab.signingKey(for: model))
+            dccChecks = Self.dccChecks(fileVersion: FirmwareVersion(parsed.header.fileVersion), model: model, mode: mode, lab: lab, device: device)
         } catch let error as OTAImageError {
             verdict = FirmwareRules.unreadable("\(error.reason): \(error.description)")
         }
+        let failures = verdict.failures.count + dccChecks.filter { !$0.passed }.count
+        let accepted = failures == 0
         if global.json {
+            func json(_ check: FirmwareCheck, _ layer: String) -> JSONValue {
+                ["name": .string(check.name), "outcome": .string(check.outcome.rawValue), "passed": .bool(check.passed), "reason": .string(check.reason),
+                 "layer": .string(layer)]
+            }
+            let dcc = dccChecks.map { json($0, "dcc") }, device = verdict.checks.map { json($0, "device") }
             let result: JSONValue = [
-                "image": .string(image), "accepted": .bool(verdict.accepted), "model": modelKey.map { .string($0) } ?? .null,
+                "image": .string(image), "accepted": .bool(accepted), "model": modelKey.map { .string($0) } ?? .null,
                 "hash": hash.map { .string($0) } ?? .null, "header": headerJSON,
-                "checks": .array(verdict.checks.map { ["name": .string($0.name), "outcome": .string($0.outcome.rawValue), "passed": .bool($0.passed), "reason": .string($0.reason)] }),
+                "checks": .array(dcc + device), "dcc": .array(dcc), "device": .array(device),
             ]
             Terminal.write(result.serialized() + "\n")
         } else {
-            Terminal.write(Self.render(verdict.checks))
+            let width = (dccChecks + verdict.checks).map(\.name.count).max() ?? 0
+            if !dccChecks.isEmpty {
+                Terminal.write("The DCC (before the hub sends anything):\n" + Self.render(dccChecks, width: width))
+            }
+            Terminal.write("The device (what a rig serving it over the HAN link meets):\n" + Self.render(verdict.checks, width: width))
             if let hash { Terminal.write("Manufacturer Image SHA-256 \(hash)\n") }
-            Terminal.write(verdict.accepted ? "accepted\(modelKey.map { " for \($0)" } ?? "")\n" : "rejected: \(verdict.failures.count) check\(verdict.failures.count == 1 ? "" : "s") failed\n")
+            Terminal.write(accepted ? "accepted\(modelKey.map { " for \($0)" } ?? "")\n" : "rejected: \(failures) check\(failures == 1 ? "" : "s") failed\n")
         }
-        if !verdict.accepted { throw ExitCode(ExitStatus.refused) }
+        if !accepted { throw ExitCode(ExitStatus.refused) }
+    }
+
+    /// The DCC's checks for a device of `model` joined and commissioned in `mode`, as the lab's CPL
+    /// and regime decide them.
+    static func dccChecks(fileVersion: FirmwareVersion, model: DeviceModel, mode: SMETSMode, lab: FirmwareLab, device: EUI64?) -> [FirmwareCheck] {
+        guard let version = mode.version else { return [] }
+        let hubID = EUI64(0x00DB_0000_0000_0001)
+        let hub = Device(id: hubID, type: .chf, premisesID: "P", modelKey: "hub", owner: "MAP", preNotified: version, status: .commissioned,
+                         mode: mode, firmwareVersion: FirmwareVersion(0), smetsVersion: version, region: .north)
+        let target = Device(id: device ?? EUI64(0x00DB_0000_0000_0005), type: model.type, premisesID: "P", modelKey: model.key, owner: "MAP",
+                            preNotified: version, status: .commissioned, mode: mode, hub: hubID, firmwareVersion: model.firmwareVersion, region: .north)
+        return DCCRules(cpl: lab.cpl, regime: lab.regime).firmwareChecks(fileVersion: fileVersion, device: target, model: model, hub: hub)
     }
 
     /// The file as read: every header field, the form and the parts, for scripts and interop tests.
@@ -127,8 +156,8 @@ struct FirmwareCheckCommand: ParsableCommand {
     }
 
     /// One line per check: `PASS  name             reason`.
-    static func render(_ checks: [FirmwareCheck]) -> String {
-        let width = checks.map(\.name.count).max() ?? 0
+    static func render(_ checks: [FirmwareCheck], width: Int? = nil) -> String {
+        let width = width ?? checks.map(\.name.count).max() ?? 0
         return checks.map { check in
             let label = switch check.outcome { case .pass: "PASS"; case .fail: "FAIL"; case .notApplicable: "n/a " }
             return "\(label)  \(check.name.padding(toLength: width, withPad: " ", startingAt: 0))  \(check.reason)\n"

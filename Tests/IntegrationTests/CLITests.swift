@@ -91,7 +91,7 @@ import Glibc
         let rows = Array(records.dropFirst())
         let devices = try daemon.call("devices.list", ["limit": 1000])["devices"]?.arrayValue ?? []
         #expect(rows.count == devices.count, "one row per asset, every page followed (5 a page)")
-        #expect(rows.count == 14)
+        #expect(rows.count == 15)
         #expect(rows.allSatisfy { $0.count == csvHeader.count })
         #expect(rows.map { $0[0] } == devices.compactMap { $0["id"]?.stringValue })
         let ppmid = try #require(rows.first { $0[0] == ppmid1 })
@@ -289,7 +289,7 @@ import Glibc
         let compact = try smetsctl(daemon, ["call", "daemon.status", "--json"])
         #expect(compact.status == 0, "\(compact.stderr)")
         #expect(compact.stdout.split(separator: "\n").count == 1)
-        #expect(try JSONValue.parse(compact.stdout)["devices"]?.intValue == 14)
+        #expect(try JSONValue.parse(compact.stdout)["devices"]?.intValue == 15)
         let pretty = try smetsctl(daemon, ["call", "daemon.status"])
         #expect(pretty.stdout.split(separator: "\n").count > 3)
         #expect(try JSONValue.parse(pretty.stdout)["state"]?.stringValue == "ready")

@@ -1,4 +1,6 @@
 import Foundation
+import SMETSCore
+import SMETSWire
 import SMETSRPC
 import Testing
 
@@ -20,9 +22,10 @@ import Testing
         #expect(try device(daemon, FirmwareTests.ppmidS2)["firmwareVersion"]?.stringValue == "01030000")
     }
 
-    /// The SMETS1 identity of version 01030000 (its fictitious row 0F030000) is checked in the core's
-    /// CPLTests; a device cannot reach a SMETS1 system after an upgrade here, since Requirement 7 bars the
-    /// upgrade there and a device joins only its own premises' hub.
+    /// MP202 §2 and §7 under the interim solution: Requirement 7 does not apply, so a PPMID enrolled in
+    /// a SMETS1 system takes OTA with the CPL's SMETS1 row (the fictitious version) as its identity; a
+    /// PPMID pre-notified with the other version than its hub's is not commissioned and refused every
+    /// service request until the supplier asks the DCC to correct the inventory.
     @Test func underTheInterimRegimeEachIdentityFollowsItsCPLRow() throws {
         let lab = try DaemonHarness.copyOfLab()
         let labFile = lab + "/lab.json"
@@ -30,44 +33,60 @@ import Testing
         try text.write(toFile: labFile, atomically: true, encoding: .utf8)
         let daemon = try DaemonHarness(lab: lab).start()
         defer { daemon.stop() }
-        // A PPMID that joins a SMETS2+ hub takes the image, then moves to the SMETS1 premises' hub.
-        let spare = "00-DB-12-34-56-78-00-07"
-        _ = try daemon.call("han.join", ["device": .string(spare), "hub": "00-DB-12-34-56-78-00-01"])
-        let entry = try push(daemon, try FirmwareTests.build(), to: spare)
-        #expect(entry["outcome"]?.stringValue == "activated", "\(entry)")
-        let upgraded = try device(daemon, spare)
-        #expect(upgraded["presentedFirmwareVersion"]?.stringValue == "01030000")
+        let s1Hub = "00-DB-12-34-56-79-00-01"
 
-        // A PPMID in the SMETS1 system presents the fictitious row of the version it runs.
+        // Pre-notified SMETS2+, joined to the SMETS1 hub: the SMI does not commission it.
         let created = try daemon.call("devices.create", ["type": "PPMID", "premises": "P0002", "model": "acme-ppmid-dm", "preNotified": "SMETS2+"])
         let moved = try #require(created["id"]?.stringValue)
-        _ = try daemon.call("han.join", ["device": .string(moved), "hub": "00-DB-12-34-56-79-00-01"])
+        let joined = try daemon.call("han.join", ["device": .string(moved), "hub": .string(s1Hub)])
+        #expect(joined["device"]?["status"]?.stringValue == "InstalledNotCommissioned")
+        let refused = try push(daemon, try FirmwareTests.build(), to: moved)
+        #expect(refused["outcome"]?.stringValue == "refused")
+        #expect(refused["reason"]?.stringValue?.contains("cannot be the target of any service request") == true, "\(refused)")
+        #expect(try daemon.callError("firmware.activate", ["device": .string(moved)])?.message.contains("interim") == true)
+
+        // The manual SMI change: now commissioned, with the fictitious identity of what it runs.
+        let corrected = try daemon.call("inventory.correct", ["device": .string(moved)])
+        #expect(corrected["smetsVersion"]?.stringValue == "SMETS1")
+        #expect(try device(daemon, moved)["status"]?.stringValue == "Commissioned")
         #expect(try device(daemon, moved)["presentedFirmwareVersion"]?.stringValue == "0F020300", "the fictitious row of 01020300")
-        // The SMETS1-system PPMID of the lab presents the fictitious version of what it runs.
-        #expect(try device(daemon, FirmwareTests.ppmidS1)["presentedFirmwareVersion"]?.stringValue == "0F020300")
-        // Requirement 7 still refuses the SMETS1-system PPMID the upgrade, with the rule named.
-        let refused = try daemon.call("firmware.update", ["image": FirmwareTests.base64(try FirmwareTests.build()), "targets": [.string(moved)]])
-        let outcome = try #require(refused["results"]?.arrayValue?.first)
-        #expect(outcome["outcome"]?.stringValue != "activated")
-        #expect(outcome.serialized().contains("requirement 7"))
+        #expect(try daemon.callError("inventory.correct", ["device": .string(moved)])?.message.contains("nothing to correct") == true)
+
+        // Requirement 7 belongs to the MP202 regime: under interim the SMETS1-system PPMID is upgraded.
+        let entry = try push(daemon, try FirmwareTests.build(), to: moved)
+        #expect(entry["outcome"]?.stringValue == "activated", "\(entry)")
+        let upgraded = try device(daemon, moved)
+        #expect(upgraded["firmwareVersion"]?.stringValue == "01030000", "the device runs the real version")
+        #expect(upgraded["presentedFirmwareVersion"]?.stringValue == "0F030000", "the SMI holds the fictitious row of 01030000")
+        #expect(upgraded["status"]?.stringValue == "Commissioned")
     }
 
-    @Test func firmwareThatIsNotOnTheCPLSuspendsTheDevice() throws {
-        let lab = try DaemonHarness.copyOfLab()
-        // The lab's CPL loses the SMETS2+ row of 01030000: an activation to it leaves the device off the CPL.
-        let cplFile = lab + "/cpl.csv"
-        let cpl = try String(contentsOfFile: cplFile, encoding: .utf8)
-        try cpl.replacingOccurrences(of: "1234,0000A001,1,01030000,SMETS2+,4.0,PPMID,\n", with: "")
-            .write(toFile: cplFile, atomically: true, encoding: .utf8)
-        let daemon = try DaemonHarness(lab: lab).start()
+    /// The device knows nothing of the CPL: a rig serving a correctly signed image of a version the
+    /// CPL does not list gets Upgrade End SUCCESS over the HAN link, and the device runs it (the DCC
+    /// marks it Suspended); the same version through firmware.update is refused by the DCC.
+    @Test func aVersionOffTheCPLIsTheDCCsConcernNotTheDevices() throws {
+        let daemon = try DaemonHarness().start()
         defer { daemon.stop() }
-        let entry = try push(daemon, try FirmwareTests.build(), to: FirmwareTests.ppmidS2)
-        // Either the device refuses an image whose version the CPL does not list, or it is Suspended after.
-        let status = try device(daemon, FirmwareTests.ppmidS2)["status"]?.stringValue
-        #expect(entry["outcome"]?.stringValue == "rejected" || status == "Suspended", "\(entry) \(status ?? "-")")
-        if entry["outcome"]?.stringValue == "rejected" {
-            #expect(entry["checks"]?.arrayValue?.contains { $0["passed"]?.boolValue == false && $0.serialized().lowercased().contains("cpl") } == true)
-            #expect(status == "Commissioned")
+        let image = try FirmwareTests.build(version: "01040000")
+        let viaDCC = try push(daemon, image, to: FirmwareTests.ppmidS2)
+        #expect(viaDCC["outcome"]?.stringValue == "refused")
+        #expect(viaDCC["checks"]?.arrayValue?.contains { $0["name"]?.stringValue == "cpl" && $0["passed"]?.boolValue == false } == true, "\(viaDCC)")
+        #expect(try device(daemon, FirmwareTests.ppmidS2)["firmwareVersion"]?.stringValue == "01020300")
+
+        let rig = try HANRig(path: daemon.hanPath, device: try #require(EUI64(FirmwareTests.ppmidS2)))
+        let end = try FirmwareTests.serve(image, with: rig)
+        #expect(end.status == .success)
+        #expect(end.fileVersion == 0x0104_0000)
+        rig.send(UpgradeEndResponse(manufacturerCode: 0x1234, imageType: 0x0001, fileVersion: 0x0104_0000, currentTime: 0, upgradeTime: 0))
+        var state: JSONValue = .null
+        for _ in 0..<100 {
+            state = try device(daemon, FirmwareTests.ppmidS2)
+            if state["firmwareVersion"]?.stringValue == "01040000" { break }
+            usleep(50_000)
         }
+        #expect(state["firmwareVersion"]?.stringValue == "01040000", "the device runs what it activated")
+        #expect(state["status"]?.stringValue == "Suspended", "the DCC marks an identity off the CPL")
+        let fresh = try HANRig(path: daemon.hanPath, device: try #require(EUI64(FirmwareTests.ppmidS2)))
+        #expect(fresh.welcome?.currentFileVersion == 0x0104_0000)
     }
 }

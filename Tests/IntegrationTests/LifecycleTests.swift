@@ -63,7 +63,7 @@ import Glibc
         defer { daemon.stop() }
         let client = try daemon.client()
         defer { client.close() }
-        #expect(try client.call("daemon.status")["devices"]?.intValue == 14)
+        #expect(try client.call("daemon.status")["devices"]?.intValue == 15)
         let labFile = lab + "/lab.json"
         var definition = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: labFile))) as? [String: Any])
         var premises = try #require(definition["premises"] as? [[String: Any]])
@@ -76,10 +76,10 @@ import Glibc
         var count: Int64 = 0
         for _ in 0..<100 {
             count = try client.call("daemon.status")["devices"]?.intValue ?? 0
-            if count == 15 { break }
+            if count == 16 { break }
             usleep(50_000)
         }
-        #expect(count == 15, "the same connection sees the reloaded lab")
+        #expect(count == 16, "the same connection sees the reloaded lab")
     }
 
     @Test func smetsctlTellsWhenTheDaemonIsNotRunning() throws {
@@ -94,7 +94,7 @@ import Glibc
         let ctl = DaemonHarness.binary("smetsctl")
         let json = try runCommand(ctl, ["--socket", daemon.controlPath, "status", "--json"])
         #expect(json.status == 0)
-        #expect(try JSONValue.parse(json.stdout)["devices"]?.intValue == 14)
+        #expect(try JSONValue.parse(json.stdout)["devices"]?.intValue == 15)
         let table = try runCommand(ctl, ["--socket", daemon.controlPath, "devices", "list", "--type", "PPMID"])
         #expect(table.status == 0)
         #expect(table.stdout.contains("00-DB-12-34-56-78-00-05"))

@@ -115,7 +115,7 @@ import Testing
         let daemon = try DaemonHarness().start()
         defer { daemon.stop() }
         let result = try daemon.call("supplier.change", ["premises": "P0001", "provider": "0000ABCD", "name": "New Energy"])
-        #expect(result["notified"]?.arrayValue?.count == 2)
+        #expect(result["notified"]?.arrayValue?.count == 3, "the PPMID, the IHD and the IHDTS v4.2 IHD")
         let ppmid = try daemon.call("devices.get", ["id": .string(ppmid1)])
         #expect(ppmid["status"]?.stringValue == "Commissioned")
         #expect(ppmid["hub"]?.stringValue == "00-DB-12-34-56-78-00-01")

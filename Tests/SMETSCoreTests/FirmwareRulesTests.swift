@@ -53,10 +53,10 @@ enum FirmwareFixtures {
 
     static func verdict(
         _ image: FirmwareCandidate, model: DeviceModel = ppmid, device: EUI64? = device, mode: SMETSMode = .smets2,
-        current: FirmwareVersion? = nil, regime: CPLRegime = .mp202, key: SigningKey = .loaded(FakeKey(seed: 1)), limit: Int = 1 << 20
+        current: FirmwareVersion? = nil, key: SigningKey = .loaded(FakeKey(seed: 1)), limit: Int = 1 << 20
     ) -> FirmwareVerdict {
         FirmwareRules.check(image, format: "test image", for: FirmwareTarget(model: model, device: device, mode: mode, currentFirmware: current ?? model.firmwareVersion),
-                            cpl: cpl, regime: regime, maxImageBytes: limit, key: key)
+                            maxImageBytes: limit, key: key)
     }
 }
 
@@ -73,30 +73,19 @@ struct FirmwareRulesTests {
         #expect(verdict.accepted, "\(verdict.summary)")
         #expect(verdict.checks.map(\.name) == FirmwareRules.checkNames)
         #expect(verdict.outcome("signature") == .pass)
-        #expect(verdict.outcome("mp202Requirement7") == .pass)
-        #expect(verdict.outcome("cpl") == .pass)
         #expect(verdict.outcome("hardwareVersion") == .notApplicable)
         #expect(verdict.outcome("destination") == .notApplicable)
     }
 
-    @Test func requirement7RefusesADualModePPMIDInASMETS1System() {
-        let verdict = F.verdict(F.candidate(), mode: .smets1)
-        #expect(!verdict.accepted)
-        #expect(verdict.outcome("mp202Requirement7") == .fail)
-        #expect(verdict.reason("mp202Requirement7").contains("MP202 requirement 7"))
-        #expect(verdict.failures.map(\.name) == ["mp202Requirement7"])
-        // Not joined: no mode, so refused too, and no CPL row applies.
-        let unjoined = F.verdict(F.candidate(), mode: .undetermined)
-        #expect(unjoined.outcome("mp202Requirement7") == .fail)
-        #expect(unjoined.outcome("cpl") == .fail)
-    }
-
-    @Test func requirement7IsOnlyForDualModePPMIDs() {
-        let ihd = F.verdict(F.candidate(manufacturer: 0x5678, type: 0x0002, version: 0x0007_0003, signedBy: nil), model: F.ihd, mode: .smets1, key: .none)
-        #expect(ihd.outcome("mp202Requirement7") == .notApplicable)
-        #expect(ihd.outcome("cpl") == .fail)  // 00070003 has no SMETS1 row
-        let single = F.verdict(F.candidate(manufacturer: 0x5678, type: 0x0003, version: 0x0005_0002), model: F.singleModePPMID)
-        #expect(single.outcome("mp202Requirement7") == .notApplicable)
+    @Test("the device knows neither the CPL nor its SMETS system: a version off the CPL, in SMETS1, passes")
+    func theDeviceChecksOnlyWhatHardwareChecks() {
+        // MP202 Requirement 7 and the CPL are the DCC's checks (SMETSDCC); a rig serving a good image
+        // straight over the HAN link meets only these.
+        let offCPL = F.verdict(F.candidate(version: 0x0104_0000), mode: .smets1, current: FirmwareVersion(0x0102_0300))
+        #expect(offCPL.accepted, "\(offCPL.summary)")
+        #expect(offCPL.outcome("cpl") == nil)
+        #expect(offCPL.outcome("mp202Requirement7") == nil)
+        #expect(F.verdict(F.candidate(), mode: .undetermined).accepted)
     }
 
     @Test func manufacturerCode() {
@@ -140,15 +129,6 @@ struct FirmwareRulesTests {
         #expect(F.verdict(altered).outcome("signature") == .fail)
     }
 
-    @Test func cplForTheModeAndRegime() {
-        #expect(F.verdict(F.candidate(version: 0x0104_0000), current: FirmwareVersion(0x0102_0300)).outcome("cpl") == .fail)
-        // Under the interim regime a SMETS1 device presents the fictitious version, which the CPL lists
-        // (Requirement 7 still refuses the transfer).
-        let interim = F.verdict(F.candidate(), mode: .smets1, regime: .interim)
-        #expect(interim.outcome("cpl") == .pass)
-        #expect(interim.reason("cpl").contains("presented as 0F030000"))
-    }
-
     @Test func downgrades() {
         let older = F.candidate(version: 0x0102_0300)
         #expect(F.verdict(older, current: FirmwareVersion(0x0103_0000)).outcome("downgrade") == .fail)
@@ -168,7 +148,7 @@ struct FirmwareRulesTests {
         let verdict = F.verdict(F.candidate(manufacturer: 0x9999, type: 0x0009, version: 0x0001_0000, hardware: (5, 6), destination: EUI64(1), signedBy: 3),
                                 mode: .smets1, limit: 10)
         #expect(Set(verdict.failures.map(\.name)) == Set(FirmwareRules.checkNames.filter { $0 != "format" }))
-        #expect(verdict.summary.contains("mp202Requirement7: MP202 requirement 7"))
+        #expect(verdict.summary.contains("signature: the signature does not verify"))
     }
 
     @Test func unreadableFileFailsTheFormatCheck() {

@@ -1,5 +1,6 @@
 import Testing
 @testable import SMETSCore
+import SMETSDCC
 
 @Suite("Joining and leaving the HAN")
 struct HANMembershipTests {
@@ -9,8 +10,7 @@ struct HANMembershipTests {
     func dualModeJoinsSMETS1HubUnderMP202() throws {
         let model = try shippedModel("acme-ppmid-dm")
         let chf = hub(.smets1)
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets2), hub: chf, model: model,
-                                             cpl: try shippedCPL(), regime: .mp202)
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2), hub: chf, model: model)
         #expect(outcome.device.mode == .smets1)
         #expect(outcome.device.hub == chf.id)
         #expect(outcome.device.status == .commissioned)
@@ -24,8 +24,7 @@ struct HANMembershipTests {
     func dualModeJoinsSMETS2HubUnderMP202() throws {
         let model = try shippedModel("acme-ppmid-dm")
         let chf = hub(.smets2)
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets1), hub: chf, model: model,
-                                             cpl: try shippedCPL(), regime: .mp202)
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets1), hub: chf, model: model)
         #expect(outcome.device.mode == .smets2)
         #expect(outcome.device.hub == chf.id)
         #expect(outcome.device.status == .commissioned)
@@ -40,8 +39,8 @@ struct HANMembershipTests {
         let row = try #require(cpl.entries.first { $0.fictitiousFor == firmware("01020300") })
         #expect(row.firmwareVersion == firmware("0F020300"))
 
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(.smets1), model: model,
-                                             cpl: cpl, regime: .interim)
+        // Pre-notified as the hub is: under the interim solution the SMI commissions only then.
+        let outcome = try DCCRules(cpl: cpl, regime: .interim).join(device: member(model, preNotified: .smets1), hub: hub(.smets1), model: model)
         #expect(outcome.device.mode == .smets1)
         #expect(outcome.presentedFirmware == firmware("0F020300"))
         #expect(outcome.device.firmwareVersion == firmware("01020300"), "the device stores the real version")
@@ -52,8 +51,7 @@ struct HANMembershipTests {
     @Test("interim regime: in SMETS2+ mode the PPMID presents its real firmware")
     func interimPresentsRealFirmwareInSMETS2() throws {
         let model = try shippedModel("acme-ppmid-dm")
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets1), hub: hub(.smets2), model: model,
-                                             cpl: try shippedCPL(), regime: .interim)
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .interim).join(device: member(model, preNotified: .smets2), hub: hub(.smets2), model: model)
         #expect(outcome.device.mode == .smets2)
         #expect(outcome.presentedFirmware == firmware("01020300"))
         #expect(outcome.device.status == .commissioned)
@@ -62,8 +60,8 @@ struct HANMembershipTests {
     @Test("interim regime: each real version maps to its own fictitious row")
     func interimSecondFirmware() throws {
         let model = try shippedModel("acme-ppmid-dm")
-        let device = member(model, preNotified: .smets2, firmwareVersion: firmware("01030000"))
-        let outcome = try HANMembership.join(device: device, hub: hub(.smets1), model: model, cpl: try shippedCPL(), regime: .interim)
+        let device = member(model, preNotified: .smets1, firmwareVersion: firmware("01030000"))
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .interim).join(device: device, hub: hub(.smets1), model: model)
         #expect(outcome.presentedFirmware == firmware("0F030000"))
         #expect(outcome.device.status == .commissioned)
     }
@@ -75,7 +73,7 @@ struct HANMembershipTests {
         let s1 = hub(.smets1, id: "00-DB-00-00-00-00-00-01")
         let s2 = hub(.smets2, id: "00-DB-00-00-00-00-00-02")
 
-        let first = try HANMembership.join(device: member(model, preNotified: .smets2), hub: s1, model: model, cpl: cpl, regime: regime)
+        let first = try DCCRules(cpl: cpl, regime: regime).join(device: member(model, preNotified: .smets2), hub: s1, model: model)
         #expect(first.device.mode == .smets1)
 
         let left = try HANMembership.leave(device: first.device)
@@ -83,14 +81,14 @@ struct HANMembershipTests {
         #expect(left.mode == .undetermined)
         #expect(left.status == .whitelisted)
 
-        let second = try HANMembership.join(device: left, hub: s2, model: model, cpl: cpl, regime: regime)
+        let second = try DCCRules(cpl: cpl, regime: regime).join(device: left, hub: s2, model: model)
         #expect(second.device.mode == .smets2)
         #expect(second.device.hub == s2.id)
         #expect(second.device.status == .commissioned)
         #expect(second.transitions == [.installedNotCommissioned, .commissioned])
         #expect(second.presentedFirmware == firmware("01020300"))
 
-        let back = try HANMembership.join(device: try HANMembership.leave(device: second.device), hub: s1, model: model, cpl: cpl, regime: regime)
+        let back = try DCCRules(cpl: cpl, regime: regime).join(device: try HANMembership.leave(device: second.device), hub: s1, model: model)
         #expect(back.device.mode == .smets1)
         #expect(back.presentedFirmware == firmware(regime == .interim ? "0F020300" : "01020300"))
     }
@@ -108,14 +106,14 @@ struct HANMembershipTests {
         let model = try shippedModel("acme-ppmid-dm")
         let cpl = try shippedCPL()
         let commissioned = member(model, preNotified: .smets2, status: .commissioned)
-        #expect(try HANMembership.join(device: commissioned, hub: hub(.smets2), model: model, cpl: cpl, regime: .mp202).transitions == [])
+        #expect(try DCCRules(cpl: cpl, regime: .mp202).join(device: commissioned, hub: hub(.smets2), model: model).transitions == [])
 
         let suspended = member(model, preNotified: .smets2, status: .suspended)
-        let outcome = try HANMembership.join(device: suspended, hub: hub(.smets2), model: model, cpl: cpl, regime: .mp202)
+        let outcome = try DCCRules(cpl: cpl, regime: .mp202).join(device: suspended, hub: hub(.smets2), model: model)
         #expect(outcome.transitions == [.commissioned])
 
         let installed = member(model, preNotified: .smets2, status: .installedNotCommissioned)
-        #expect(try HANMembership.join(device: installed, hub: hub(.smets2), model: model, cpl: cpl, regime: .mp202).transitions == [.commissioned])
+        #expect(try DCCRules(cpl: cpl, regime: .mp202).join(device: installed, hub: hub(.smets2), model: model).transitions == [.commissioned])
     }
 
     // MARK: Suspended
@@ -125,8 +123,8 @@ struct HANMembershipTests {
         let model = try shippedModel("acme-ppmid-dm")
         let cpl = try shippedCPL()
         for version in SMETSVersion.allCases {
-            let device = member(model, preNotified: .smets2, firmwareVersion: firmware("01FFFFFF"))
-            let outcome = try HANMembership.join(device: device, hub: hub(version), model: model, cpl: cpl, regime: regime)
+            let device = member(model, preNotified: version, firmwareVersion: firmware("01FFFFFF"))
+            let outcome = try DCCRules(cpl: cpl, regime: regime).join(device: device, hub: hub(version), model: model)
             #expect(outcome.device.status == .suspended)
             #expect(outcome.transitions == [.installedNotCommissioned, .suspended])
             #expect(outcome.presentedFirmware == firmware("01FFFFFF"))
@@ -140,7 +138,7 @@ struct HANMembershipTests {
         let cpl = try shippedCPL()
         // A device really running 0F020300 presents it under MP202; only the interim regime's row lists it.
         let odd = member(model, preNotified: .smets1, firmwareVersion: firmware("0F020300"))
-        #expect(try HANMembership.join(device: odd, hub: hub(.smets1), model: model, cpl: cpl, regime: .mp202).device.status == .suspended)
+        #expect(try DCCRules(cpl: cpl, regime: .mp202).join(device: odd, hub: hub(.smets1), model: model).device.status == .suspended)
         #expect(!cpl.lists(model: model, presented: firmware("0F020300"), mode: .smets1, regime: .mp202))
         #expect(cpl.lists(model: model, presented: firmware("0F020300"), mode: .smets1, regime: .interim))
         #expect(!cpl.lists(model: model, presented: firmware("01020300"), mode: .smets1, regime: .interim))
@@ -157,7 +155,7 @@ struct HANMembershipTests {
             CPLEntry(manufacturerId: "1234", modelId: "0000A001", hardwareVersion: 1, firmwareVersion: firmware("01020300"),
                      smetsVersion: .smets1, gbcsVersion: "", deviceType: .ppmid),
         ])
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(.smets1), model: model, cpl: cpl, regime: .interim)
+        let outcome = try DCCRules(cpl: cpl, regime: .interim).join(device: member(model, preNotified: .smets1), hub: hub(.smets1), model: model)
         #expect(outcome.presentedFirmware == firmware("01020300"))
         #expect(outcome.device.status == .suspended)
     }
@@ -166,19 +164,18 @@ struct HANMembershipTests {
     func hardwareVersionMatters() throws {
         var model = try shippedModel("acme-ppmid-dm")
         model.hardwareVersion = 9
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(.smets2), model: model,
-                                             cpl: try shippedCPL(), regime: .mp202)
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2), hub: hub(.smets2), model: model)
         #expect(outcome.device.status == .suspended)
     }
 
-    /// Only PPMIDs have the interim regime's fictitious SMETS1 rows: a meter or an IHD that works in
-    /// both SMETS versions is listed in a SMETS1 system by its real firmware, as the shipped CPL lists it.
+    /// Only PPMIDs have the interim regime's fictitious SMETS1 rows: a SMETS1 meter, GPF or IHD is
+    /// listed in a SMETS1 system by its real firmware, as the shipped CPL lists it.
     @Test("interim regime: other devices of a SMETS1 system are commissioned by their real firmware",
-          arguments: ["acme-esme", "acme-gsme", "northgrid-gpf", "brightview-ihd"])
+          arguments: ["acme-esme-s1", "acme-gsme-s1", "northgrid-gpf-s1", "brightview-ihd-s1"])
     func interimOtherDevicesInSMETS1(key: String) throws {
         let model = try shippedModel(key)
         let cpl = try shippedCPL()
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets1), hub: hub(.smets1), model: model, cpl: cpl, regime: .interim)
+        let outcome = try DCCRules(cpl: cpl, regime: .interim).join(device: member(model, preNotified: .smets1), hub: hub(.smets1), model: model)
         #expect(outcome.device.mode == .smets1)
         #expect(outcome.presentedFirmware == model.firmwareVersion)
         #expect(outcome.device.status == .commissioned, "\(key) in a SMETS1 system under the interim regime")
@@ -191,7 +188,7 @@ struct HANMembershipTests {
         let ppmid = try shippedModel("acme-ppmid-dm")
         let esme = member(try shippedModel("acme-esme"), preNotified: .smets2, id: "00-DB-00-00-00-00-00-02")
         let error = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: member(ppmid, preNotified: .smets2), hub: esme, model: ppmid, cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(ppmid, preNotified: .smets2), hub: esme, model: ppmid)
         }
         #expect(error?.kind == .notAHub)
         #expect(error?.reason == "not_a_hub")
@@ -199,7 +196,7 @@ struct HANMembershipTests {
         var versionless = hub(.smets2)
         versionless.smetsVersion = nil
         let second = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: member(ppmid, preNotified: .smets2), hub: versionless, model: ppmid, cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(ppmid, preNotified: .smets2), hub: versionless, model: ppmid)
         }
         #expect(second?.kind == .notAHub)
     }
@@ -209,7 +206,7 @@ struct HANMembershipTests {
         let model = try shippedModel("northgrid-chf-s2")
         let other = hub(.smets2, id: "00-DB-00-00-00-00-00-09")
         let error = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: other, hub: hub(.smets2), model: model, cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: other, hub: hub(.smets2), model: model)
         }
         #expect(error?.kind == .notJoinable)
     }
@@ -218,8 +215,8 @@ struct HANMembershipTests {
     func refusedOtherPremises() throws {
         let model = try shippedModel("acme-ppmid-dm")
         let error = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: member(model, preNotified: .smets2, premises: "P1"), hub: hub(.smets2, premises: "P2"),
-                                   model: model, cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2, premises: "P1"), hub: hub(.smets2, premises: "P2"),
+                                                                     model: model)
         }
         #expect(error?.kind == .notJoinable)
         #expect(error?.message.contains("P1") == true)
@@ -231,8 +228,7 @@ struct HANMembershipTests {
     func refusedStatus(status: InventoryStatus) throws {
         let model = try shippedModel("acme-ppmid-dm")
         let error = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: member(model, preNotified: .smets2, status: status), hub: hub(.smets2), model: model,
-                                   cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2, status: status), hub: hub(.smets2), model: model)
         }
         #expect(error?.kind == .notJoinable)
         #expect(error?.message.contains(status.rawValue) == true)
@@ -243,14 +239,13 @@ struct HANMembershipTests {
         let model = try shippedModel("brightview-ppmid")
         #expect(model.smetsVersions == [.smets2])
         let error = #expect(throws: DomainError.self) {
-            try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(.smets1), model: model, cpl: try shippedCPL(), regime: .mp202)
+            try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2), hub: hub(.smets1), model: model)
         }
         #expect(error?.kind == .notJoinable)
         #expect(error?.message.contains("brightview-ppmid") == true)
         #expect(error?.message.contains("SMETS2+") == true)
         // The same device joins a SMETS2+ hub.
-        let outcome = try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(.smets2), model: model,
-                                             cpl: try shippedCPL(), regime: .mp202)
+        let outcome = try DCCRules(cpl: try shippedCPL(), regime: .mp202).join(device: member(model, preNotified: .smets2), hub: hub(.smets2), model: model)
         #expect(outcome.device.status == .commissioned)
     }
 
@@ -261,17 +256,18 @@ struct HANMembershipTests {
         let model = try shippedModel("acme-ppmid-dm")
         let cpl = try shippedCPL()
         for version in SMETSVersion.allCases {
-            var device = try HANMembership.join(device: member(model, preNotified: .smets2), hub: hub(version), model: model, cpl: cpl, regime: regime).device
+            // Pre-notified as the hub is, so that the interim regime commissions it too.
+            var device = try DCCRules(cpl: cpl, regime: regime).join(device: member(model, preNotified: version), hub: hub(version), model: model).device
             device.firmwareVersion = firmware("01030000")
-            #expect(HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: cpl, regime: regime) == .commissioned)
+            #expect(DCCRules(cpl: cpl, regime: regime).statusAfterFirmwareChange(device, model: model, hubVersion: hub(version).smetsVersion) == .commissioned)
             device.firmwareVersion = firmware("01040000")
-            #expect(HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: cpl, regime: regime) == .suspended)
+            #expect(DCCRules(cpl: cpl, regime: regime).statusAfterFirmwareChange(device, model: model, hubVersion: hub(version).smetsVersion) == .suspended)
             device.status = .suspended
             device.firmwareVersion = firmware("01020300")
-            #expect(HANMembership.statusAfterFirmwareChange(device: device, model: model, cpl: cpl, regime: regime) == .commissioned)
+            #expect(DCCRules(cpl: cpl, regime: regime).statusAfterFirmwareChange(device, model: model, hubVersion: hub(version).smetsVersion) == .commissioned)
         }
         // A device off the HAN keeps its status.
         let loose = member(model, preNotified: .smets2, firmwareVersion: firmware("01040000"))
-        #expect(HANMembership.statusAfterFirmwareChange(device: loose, model: model, cpl: cpl, regime: regime) == .whitelisted)
+        #expect(DCCRules(cpl: cpl, regime: regime).statusAfterFirmwareChange(loose, model: model, hubVersion: nil) == .whitelisted)
     }
 }

@@ -1,5 +1,6 @@
 import Testing
 @testable import SMETSCore
+import SMETSDCC
 
 @Suite("Lab definition and generator")
 struct LabTests {
@@ -34,7 +35,7 @@ struct LabTests {
     func shippedInitialDevices(regime: CPLRegime) throws {
         var lab = try shippedLab()
         lab.cplRegime = regime
-        let devices = lab.initialDevices(models: try shippedModels(), cpl: try shippedCPL())
+        let devices = lab.initialDevices(models: try shippedModels(), join: DCCRules(cpl: try shippedCPL(), regime: regime).joiner)
         let defined = lab.premises.flatMap(\.devices)
         #expect(devices.count == defined.count)
         #expect(Set(devices.map(\.id)) == Set(defined.map(\.id)))
@@ -45,18 +46,20 @@ struct LabTests {
         let hub2 = try #require(byID[eui("00-DB-12-34-56-79-00-01")])
         #expect(hub2.mode == .smets1 && hub2.smetsVersion == .smets1 && hub2.region == .south)
 
-        // Pre-notified SMETS1, joined to a SMETS2+ hub: SMETS2+.
+        // Pre-notified SMETS1, joined to a SMETS2+ hub: SMETS2+. Under MP202 the DCC commissions it;
+        // under the interim solution the SMI does not (MP202 §2, "What is the issue?").
+        let wrongly: InventoryStatus = regime == .mp202 ? .commissioned : .installedNotCommissioned
         let ppmid1 = try #require(byID[eui("00-DB-12-34-56-78-00-05")])
-        #expect(ppmid1.mode == .smets2 && ppmid1.status == .commissioned && ppmid1.hub == hub1.id && ppmid1.preNotified == .smets1)
+        #expect(ppmid1.mode == .smets2 && ppmid1.status == wrongly && ppmid1.hub == hub1.id && ppmid1.preNotified == .smets1)
         // Pre-notified SMETS2+, joined to a SMETS1 hub: SMETS1.
         let ppmid2 = try #require(byID[eui("00-DB-12-34-56-79-00-05")])
-        #expect(ppmid2.mode == .smets1 && ppmid2.status == .commissioned && ppmid2.hub == hub2.id)
+        #expect(ppmid2.mode == .smets1 && ppmid2.status == wrongly && ppmid2.hub == hub2.id)
         // Not joined: Whitelisted, undetermined.
         let loose = try #require(byID[eui("00-DB-12-34-56-78-00-07")])
         #expect(loose.status == .whitelisted && loose.mode == .undetermined && loose.hub == nil)
 
         // Every device the lab joins is commissioned, whatever the regime.
-        for device in devices where device.type != .chf && device.hub != nil {
+        for device in devices where device.type != .chf && device.hub != nil && ![ppmid1.id, ppmid2.id].contains(device.id) {
             #expect(device.status == .commissioned, "\(device.id) (\(device.modelKey)) is \(device.status) under \(regime)")
             #expect(device.mode == (device.premisesID == "P0001" ? .smets2 : .smets1))
         }
@@ -155,8 +158,11 @@ struct LabTests {
     func generatorModels() throws -> LabGenerator.Models {
         let models = try shippedModels()
         func pick(_ key: String) throws -> DeviceModel { try #require(models[key]) }
-        return LabGenerator.Models(hub: try pick("northgrid-chf-s2"), esme: try pick("acme-esme"), gsme: try pick("acme-gsme"),
-                                   gpf: try pick("northgrid-gpf"), ppmid: try pick("acme-ppmid-dm"), ihd: try pick("brightview-ihd"))
+        return LabGenerator.Models(
+            smets2: .init(hub: try pick("northgrid-chf-s2"), esme: try pick("acme-esme"), gsme: try pick("acme-gsme"),
+                          gpf: try pick("northgrid-gpf"), ppmid: try pick("acme-ppmid-dm"), ihd: try pick("brightview-ihd")),
+            smets1: .init(hub: try pick("northgrid-chf-s1"), esme: try pick("acme-esme-s1"), gsme: try pick("acme-gsme-s1"),
+                          gpf: try pick("northgrid-gpf-s1"), ppmid: try pick("acme-ppmid-dm"), ihd: try pick("brightview-ihd-s1")))
     }
 
     @Test("generated premises: unique IDs, every device joined and commissioned, odd premises on SMETS1", arguments: CPLRegime.allCases)
@@ -166,7 +172,7 @@ struct LabTests {
         var seen: Set<EUI64> = []
         var premisesIDs: Set<String> = []
         for index in 0..<300 {
-            let devices = LabGenerator.devices(index: index, models: models, cpl: cpl, regime: regime, owners: ["MAP-A", "MAP-B"])
+            let devices = LabGenerator.devices(index: index, models: models, owners: ["MAP-A", "MAP-B"], join: DCCRules(cpl: cpl, regime: regime).joiner)
             #expect(devices.count == 6)
             #expect(devices.map(\.type) == [.chf, .esme, .gsme, .gpf, .ppmid, .ihd])
             for device in devices { #expect(seen.insert(device.id).inserted, "\(device.id) generated twice") }
@@ -196,10 +202,10 @@ struct LabTests {
     func generatorPresentedFirmware() throws {
         let models = try generatorModels()
         let cpl = try shippedCPL()
-        let odd = LabGenerator.devices(index: 1, models: models, cpl: cpl, regime: .interim, owners: [])
+        let odd = LabGenerator.devices(index: 1, models: models, owners: [], join: DCCRules(cpl: cpl, regime: .interim).joiner)
         let ppmid = try #require(odd.first { $0.type == .ppmid })
         #expect(ppmid.owner == "MAP-GEN")
-        #expect(cpl.presentedFirmware(model: models.ppmid, firmware: ppmid.firmwareVersion, mode: ppmid.mode, regime: .interim) == firmware("0F020300"))
+        #expect(cpl.presentedFirmware(model: try #require(models.smets1).ppmid, firmware: ppmid.firmwareVersion, mode: ppmid.mode, regime: .interim) == firmware("0F020300"))
     }
 }
 

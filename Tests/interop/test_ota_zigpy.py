@@ -275,13 +275,17 @@ def test_a_zigpy_rig_serves_a_signed_image_and_the_ppmid_takes_it(daemon, smetsc
     assert daemon.rpc("devices.get", {"id": P1_PPMID})["firmwareVersion"] == "01030000"
 
 
-def test_a_dual_mode_ppmid_in_a_smets1_system_refuses_the_download(daemon, smetsctl, tmp_path):
-    """MP202 Requirement 7, on the wire: the download completes, the device answers INVALID_IMAGE."""
+def test_requirement_7_is_the_dccs_rule_not_the_devices(daemon, smetsctl, tmp_path):
+    """MP202 Requirement 7 is a DCC check (MP202 section 7): a rig serving a good image straight over the HAN
+    link to a dual-mode PPMID in a SMETS1 system gets Upgrade End SUCCESS; the hub's firmware.update,
+    which goes through the DCC, is refused with the rule named."""
     image, _ = build(smetsctl, tmp_path, "--model", "acme-ppmid-dm", "--version", "01030000", "--key", str(ACME_KEY))
+    refused = daemon.rpc("firmware.update", {"image": base64.b64encode(image).decode(), "targets": [P2_PPMID]})["results"][0]
+    assert refused["outcome"] == "refused" and "requirement 7" in refused["reason"].lower(), refused
     with HanLink(daemon.han_path) as link:
         welcome = link.attach(P2_PPMID)
         assert welcome.smets_mode == 1
         _, end = serve(link, image, NEW_VERSION)
-        assert end.name == "upgrade_end" and end.payload.status == Status.INVALID_IMAGE, end
+        assert end.name == "upgrade_end" and end.payload.status == Status.SUCCESS, end
     device = daemon.rpc("firmware.version", {"device": P2_PPMID})
-    assert device["firmwareVersion"] == "01020300" and device["held"] is None
+    assert device["firmwareVersion"] == "01020300" and device["held"]["fileVersion"] == "01030000"
