@@ -102,8 +102,9 @@ class Daemon:
     """smetsd (release build) on the shipped lab, in short fresh temporary folders."""
 
     def __init__(self, binary: Path = RELEASE / "smetsd", lab: Path = REPO / "devices", base: Path | None = None,
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, wrapper: list[str] | None = None):
         self.binary = binary
+        self.wrapper = wrapper or []  # e.g. a profiler the daemon runs under
         self.lab = lab
         self.extra_args = extra_args or []
         self.base = base or Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))  # short: socket paths < 100 bytes
@@ -127,7 +128,7 @@ class Daemon:
         return self.state / "smetsd.sqlite"
 
     def command(self) -> list[str]:
-        return [str(self.binary), "--lab", str(self.lab), "--state", str(self.state), "--runtime", str(self.runtime),
+        return [*self.wrapper, str(self.binary), "--lab", str(self.lab), "--state", str(self.state), "--runtime", str(self.runtime),
                 "--log-format", "text", *self.extra_args]
 
     def start(self, timeout: float = 300.0) -> float:

@@ -241,7 +241,7 @@ func han(options: Options, devices: [EUI64]) {
         let echo = throughput(path: echoPath, devices: distinct, seconds: seconds, peer: .echo)
         daemonRates.append(daemon); echoRates.append(echo)
         print(String(format: "run %d: %d connections, %d s each: daemon %.0f/s, echo %.0f/s, ratio %.2f", run, connections, seconds, daemon, echo, daemon / echo))
-        fflush(stdout)
+        fflush(nil)  // every stream: naming stdout is not concurrency-safe in Swift 6
     }
     let daemon = daemonRates.sorted()[runs / 2], echo = echoRates.sorted()[runs / 2]
     print(String(format: "read-attributes round trips, %d connections to %d devices, median of %d runs of %d s: daemon %.0f/s, echo %.0f/s, ratio %.2f",
@@ -299,7 +299,7 @@ func probe(options: Options, device: EUI64) {
     }.start()
     ready.wait()
     print("ready")
-    fflush(stdout)
+    fflush(nil)
     var phaseStart = monotonicNanos()
     while let line = readLine() {
         let words = line.split(separator: " ", maxSplits: 1).map(String.init)
@@ -326,7 +326,7 @@ func probe(options: Options, device: EUI64) {
                                        "p999_us": figures.p999, "max_us": figures.max]
             guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else { fail("cannot encode figures") }
             print(String(decoding: data, as: UTF8.self))
-            fflush(stdout)
+            fflush(nil)
         case "quit":
             log.stop.store(true, ordering: .relaxed)
         default:
