@@ -1,11 +1,12 @@
 // smetsbench: the benchmarks behind docs/benchmarks.md. Not a test: it prints figures.
 //
 //   smetsbench han --socket RUN/han.sock --device EUI,EUI,... --echo-socket PATH
-//                  [--connections 32] [--seconds 5] [--runs 3] [--count 20000]
+//                  [--connections 32] [--seconds 5] [--runs 3] [--count 20000] [--daemon-pid P] [--echo-pid P]
 //       closed-loop Basic Read Attributes (SWBuildID) round trips over --connections links, each to
 //       its own device, against the daemon and against an echo server (scripts/bench-han starts
 //       bench/c/han-echo.c), alternately --runs times; then --count sequential round trips on one link
-//       to each for latency (0: none).
+//       to each for latency (0: none). With the servers' PIDs it also prints the CPU each side
+//       (server, this client) spent per round trip, from /proc.
 //   smetsbench probe --socket RUN/han.sock --device EUI
 //       one link in a closed loop recording every round trip; phases are marked on stdin, one
 //       command a line: "begin" starts a phase, "end LABEL" prints its figures as one JSON line,
@@ -156,9 +157,35 @@ struct Link {
     }
 }
 
+/// User and system CPU seconds a process has used so far, from /proc/PID/stat (nil when unreadable).
+func cpuSeconds(pid: Int32) -> (user: Double, system: Double)? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let nameEnd = text.lastIndex(of: ")") else { return nil }
+    // After the command name: state is field 3, utime field 14, stime field 15 (proc(5)).
+    let fields = text[text.index(after: nameEnd)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return (user / ticks, system / ticks)
+}
+
+/// One timed run: round trips per second, and the CPU each side spent per round trip.
+struct Throughput {
+    var rate: Double
+    var roundTrips: Int
+    /// Microseconds of user and system CPU per round trip, of the server (when its PID is known) and of this client.
+    var server: (user: Double, system: Double)?
+    var client: (user: Double, system: Double)?
+
+    var cpuDescription: String {
+        func text(_ cpu: (user: Double, system: Double)?) -> String {
+            cpu.map { String(format: "%.1f user + %.1f sys", $0.user, $0.system) } ?? "?"
+        }
+        return "CPU us per round trip: server \(text(server)), client \(text(client))"
+    }
+}
+
 /// Round trips per second over one link per device, each a closed loop. Every link attaches and
 /// answers once before the clock starts; the clock stops when the links are told to stop.
-func throughput(path: String, devices: [EUI64], seconds: Int, peer: Peer) -> Double {
+func throughput(path: String, devices: [EUI64], seconds: Int, peer: Peer, serverPID: Int32?) -> Throughput {
     final class Run: Sendable {
         let stop = Atomic<Bool>(false)
         let failed = Atomic<Bool>(false)
@@ -185,14 +212,22 @@ func throughput(path: String, devices: [EUI64], seconds: Int, peer: Peer) -> Dou
         }.start()
     }
     for _ in devices { run.ready.wait() }
+    let serverBefore = serverPID.flatMap { cpuSeconds(pid: $0) }, clientBefore = cpuSeconds(pid: getpid())
     let start = monotonicNanos()
     for _ in devices { run.go.signal() }
     usleep(UInt32(seconds) * 1_000_000)
     run.stop.store(true, ordering: .relaxed)
     let elapsed = Double(monotonicNanos() - start) / 1e9
+    let serverAfter = serverPID.flatMap { cpuSeconds(pid: $0) }, clientAfter = cpuSeconds(pid: getpid())
     run.done.wait()
     if run.failed.load(ordering: .relaxed) { fail("a link to the \(peer) failed during the run") }
-    return Double(run.total.load(ordering: .relaxed)) / elapsed
+    let total = run.total.load(ordering: .relaxed)
+    func perRoundTrip(_ before: (user: Double, system: Double)?, _ after: (user: Double, system: Double)?) -> (user: Double, system: Double)? {
+        guard let before, let after, total > 0 else { return nil }
+        return ((after.user - before.user) * 1e6 / Double(total), (after.system - before.system) * 1e6 / Double(total))
+    }
+    return Throughput(rate: Double(total) / elapsed, roundTrips: total, server: perRoundTrip(serverBefore, serverAfter),
+                      client: perRoundTrip(clientBefore, clientAfter))
 }
 
 /// Latency figures of sorted samples, in microseconds.
@@ -234,13 +269,17 @@ func han(options: Options, devices: [EUI64]) {
     var seen = Set<EUI64>()
     let distinct = Array(devices.filter { seen.insert($0).inserted }.prefix(connections))
     guard distinct.count == connections else { fail("\(connections) connections need \(connections) distinct devices, --device names \(distinct.count)") }
+    let daemonPID = options.values["daemon-pid"].flatMap { Int32($0) }, echoPID = options.values["echo-pid"].flatMap { Int32($0) }
     var daemonRates: [Double] = [], echoRates: [Double] = []
     for run in 1...runs {
         // Alternating, so that a change in the machine's load touches both sides alike.
-        let daemon = throughput(path: path, devices: distinct, seconds: seconds, peer: .daemon)
-        let echo = throughput(path: echoPath, devices: distinct, seconds: seconds, peer: .echo)
-        daemonRates.append(daemon); echoRates.append(echo)
-        print(String(format: "run %d: %d connections, %d s each: daemon %.0f/s, echo %.0f/s, ratio %.2f", run, connections, seconds, daemon, echo, daemon / echo))
+        let daemon = throughput(path: path, devices: distinct, seconds: seconds, peer: .daemon, serverPID: daemonPID)
+        let echo = throughput(path: echoPath, devices: distinct, seconds: seconds, peer: .echo, serverPID: echoPID)
+        daemonRates.append(daemon.rate); echoRates.append(echo.rate)
+        print(String(format: "run %d: %d connections, %d s each: daemon %.0f/s, echo %.0f/s, ratio %.2f", run, connections, seconds,
+                     daemon.rate, echo.rate, daemon.rate / echo.rate))
+        print("  daemon \(daemon.cpuDescription)")
+        print("  echo   \(echo.cpuDescription)")
         fflush(nil)  // every stream: naming stdout is not concurrency-safe in Swift 6
     }
     let daemon = daemonRates.sorted()[runs / 2], echo = echoRates.sorted()[runs / 2]
