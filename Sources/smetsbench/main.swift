@@ -9,8 +9,10 @@
 //       (server, this client) spent per round trip, from /proc.
 //   smetsbench probe --socket RUN/han.sock --device EUI
 //       one link in a closed loop recording every round trip; phases are marked on stdin, one
-//       command a line: "begin" starts a phase, "end LABEL" prints its figures as one JSON line,
-//       "quit" (or end of input) stops. Prints "ready" once attached. Used by scripts/bench-latency.
+//       command a line: "begin" starts a phase (answered "begun"), "end LABEL" prints its figures
+//       as one JSON line, "quit" (or end of input) stops. Prints "ready" once attached. A phase
+//       holds the round trips in flight at its begin or started before its end (the one in flight
+//       at the end is waited for). Used by scripts/bench-latency.
 //   smetsbench ota --socket RUN/han.sock --device EUI --image FILE [--upgrade-time 0]
 //       a rig as OTA server: Image Notify to Upgrade End
 #if canImport(Glibc)
@@ -318,6 +320,11 @@ final class ProbeLog: Sendable {
             return taken
         }
     }
+
+    /// Drops the samples that ended before `time`.
+    func drop(endedBefore time: UInt64) {
+        samples.withLock { $0.removeAll { $0.start + $0.nanos < time } }
+    }
 }
 
 func probe(options: Options, device: EUI64) {
@@ -344,8 +351,11 @@ func probe(options: Options, device: EUI64) {
         let words = line.split(separator: " ", maxSplits: 1).map(String.init)
         switch words.first {
         case "begin":
+            // A round trip in flight now belongs to the phase: what it waits for may be the phase's write.
             phaseStart = monotonicNanos()
-            _ = log.take(before: phaseStart)
+            log.drop(endedBefore: phaseStart)
+            print("begun")
+            fflush(nil)
         case "end":
             let end = monotonicNanos()
             // The round trip in flight at the end belongs to the phase (it may be the stalled one):
@@ -357,7 +367,7 @@ func probe(options: Options, device: EUI64) {
             if log.failed.load(ordering: .relaxed) || log.lastCompletedStart.load(ordering: .acquiring) < end {
                 fail("the probe's link failed or stalled for over 120 s")
             }
-            let samples = log.take(before: end).filter { $0.start >= phaseStart }
+            let samples = log.take(before: end)
             let figures = Percentiles(sorted: samples.map(\.nanos).sorted())
             let seconds = Double(end - phaseStart) / 1e9
             let label = words.count > 1 ? words[1] : "phase"
