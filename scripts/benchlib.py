@@ -101,9 +101,12 @@ class Control:
 class Daemon:
     """smetsd (release build) on the shipped lab, in short fresh temporary folders."""
 
-    def __init__(self, binary: Path = RELEASE / "smetsd", lab: Path = REPO / "devices", base: Path | None = None):
+    def __init__(self, binary: Path = RELEASE / "smetsd", lab: Path = REPO / "devices", base: Path | None = None,
+                 extra_args: list[str] | None = None, wrapper: list[str] | None = None):
         self.binary = binary
+        self.wrapper = wrapper or []  # e.g. a profiler the daemon runs under
         self.lab = lab
+        self.extra_args = extra_args or []
         self.base = base or Path(tempfile.mkdtemp(prefix="sb-", dir="/tmp"))  # short: socket paths < 100 bytes
         self.state = self.base / "s"
         self.runtime = self.base / "r"
@@ -125,8 +128,8 @@ class Daemon:
         return self.state / "smetsd.sqlite"
 
     def command(self) -> list[str]:
-        return [str(self.binary), "--lab", str(self.lab), "--state", str(self.state), "--runtime", str(self.runtime),
-                "--log-format", "text"]
+        return [*self.wrapper, str(self.binary), "--lab", str(self.lab), "--state", str(self.state), "--runtime", str(self.runtime),
+                "--log-format", "text", *self.extra_args]
 
     def start(self, timeout: float = 300.0) -> float:
         """Starts smetsd and waits until daemon.status says ready; returns the seconds that took."""
@@ -171,6 +174,23 @@ class Daemon:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages, as uptime shows them."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def all_devices(control: Control, params: dict | None = None) -> list[dict]:
+    """Every device devices.list gives for `params`, in ID order, through pages of 1000."""
+    devices: list[dict] = []
+    cursor = None
+    while True:
+        page = control.call("devices.list", {**(params or {}), "limit": 1000, **({"cursor": cursor} if cursor else {})})
+        devices += page["devices"]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return devices
+
+
 def generated_devices(control: Control, device_type: str) -> list[dict]:
     """Every device of `device_type` in generated premises (IDs G......), through devices.list pages."""
     devices: list[dict] = []
@@ -209,3 +229,64 @@ def files_containing(directory: Path, needle: bytes) -> list[str]:
                     break
                 tail = chunk[-(len(needle) - 1):] if len(needle) > 1 else b""
     return found
+
+
+FIRMWARE_MODEL = "acme-ppmid-dm"
+FIRMWARE_KEY = REPO / "devices/keys/acme-meters-TEST-private.pem"
+
+
+def build_image(directory: Path, size: int, version: str, model: str = FIRMWARE_MODEL) -> Path:
+    """A signed GB-form image for `model` whose whole file is exactly `size` bytes, made by the release
+    `smetsctl firmware build` (build smetsctl first)."""
+    import random
+    body = directory / f"body-{size}.bin"
+    out = directory / f"{model}-{version}-{size}.ota"
+    overhead = 56 + 66  # header without optional fields, signature block
+    for _ in range(2):
+        body.write_bytes(random.Random(size).randbytes(size - overhead))
+        subprocess.run([str(RELEASE / "smetsctl"), "firmware", "build", "--model", model, "--version", version,
+                        "--body", str(body), "--key", str(FIRMWARE_KEY), "--lab", str(REPO / "devices"), "--out", str(out)],
+                       check=True, stdout=subprocess.DEVNULL)
+        actual = out.stat().st_size
+        if actual == size:
+            return out
+        overhead += actual - size
+    raise SystemExit(f"could not make a {size}-byte image ({out.stat().st_size})")
+
+
+def smets2_ppmids(control: Control, model: str = FIRMWARE_MODEL) -> list[str]:
+    """Generated PPMIDs of `model` in SMETS2+ mode: the ones a firmware.update may reach (on SMETS1
+    hubs, MP202 Requirement 7 refuses OTA)."""
+    return [d["id"] for d in generated_devices(control, "PPMID") if d["mode"] == "SMETS2+" and d["model"] == model]
+
+
+ECHO_SOURCE = REPO / "bench/c/han-echo.c"
+
+
+class EchoServer:
+    """bench/c/han-echo.c, compiled with `cc -O2` into `directory`, listening on `path`: a server that
+    shares no code with smetsd or smetsbench and sends every byte straight back."""
+
+    def __init__(self, directory: Path, path: str, threads: int | None = None):
+        self.binary = directory / "han-echo"
+        self.path = path
+        self.threads = threads or os.cpu_count() or 1
+        compiler = os.environ.get("CC", "cc")
+        subprocess.run([compiler, "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-o", str(self.binary), str(ECHO_SOURCE)],
+                       check=True)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen([str(self.binary), self.path, str(self.threads)], stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        if self.process.stdout.readline().strip() != "ready":
+            raise SystemExit(f"han-echo did not start (exit {self.process.poll()})")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait()
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass

@@ -1,21 +1,37 @@
 // smetsbench: the benchmarks behind docs/benchmarks.md. Not a test: it prints figures.
 //
-//   smetsbench han --socket RUN/han.sock --device EUI [--connections 32] [--seconds 5]
-//   smetsbench latency --socket RUN/han.sock --device EUI [--count 20000]
-//   smetsbench echo [--connections 32] [--seconds 5]     the same frames against a plain echo server
+//   smetsbench han --socket RUN/han.sock --device EUI,EUI,... --echo-socket PATH
+//                  [--connections 32] [--seconds 5] [--runs 3] [--count 20000] [--daemon-pid P] [--echo-pid P]
+//       closed-loop Basic Read Attributes (SWBuildID) round trips over --connections links, each to
+//       its own device, against the daemon and against an echo server (scripts/bench-han starts
+//       bench/c/han-echo.c), alternately --runs times; then --count sequential round trips on one link
+//       to each for latency (0: none). With the servers' PIDs it also prints the CPU each side
+//       (server, this client) spent per round trip, from /proc.
+//   smetsbench probe --socket RUN/han.sock --device EUI
+//       one link in a closed loop recording every round trip; phases are marked on stdin, one
+//       command a line: "begin" starts a phase (answered "begun"), "end LABEL" prints its figures
+//       as one JSON line, "quit" (or end of input) stops. Prints "ready" once attached. A phase
+//       holds the round trips in flight at its begin or started before its end (the one in flight
+//       at the end is waited for). Used by scripts/bench-latency.
 //   smetsbench ota --socket RUN/han.sock --device EUI --image FILE [--upgrade-time 0]
-//                                                        a rig as OTA server: Image Notify to Upgrade End
+//       a rig as OTA server: Image Notify to Upgrade End
 #if canImport(Glibc)
 import Glibc
 #endif
 import Foundation
 import SMETSCore
 import SMETSWire
+import Synchronization
 
 func monotonicNanos() -> UInt64 {
     var spec = timespec()
     clock_gettime(CLOCK_MONOTONIC, &spec)
     return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
+}
+
+func fail(_ message: String) -> Never {
+    FileHandle.standardError.write(Data("smetsbench: \(message)\n".utf8))
+    exit(1)
 }
 
 func connectUnix(_ path: String) -> Int32 {
@@ -28,7 +44,7 @@ func connectUnix(_ path: String) -> Int32 {
     let result = withUnsafePointer(to: &address) {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
     }
-    if result != 0 { perror("connect \(path)"); exit(1) }
+    if result != 0 { fail("connect \(path): \(String(cString: strerror(errno)))") }
     return fd
 }
 
@@ -36,7 +52,7 @@ func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
     var offset = 0
     while offset < bytes.count {
         let written = bytes[offset...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
-        if written <= 0 { perror("write"); exit(1) }
+        if written <= 0 { fail("write: \(String(cString: strerror(errno)))") }
         offset += written
     }
 }
@@ -52,13 +68,13 @@ func readExactly(_ fd: Int32, _ count: Int, into buffer: inout [UInt8]) -> Bool 
     return true
 }
 
-/// Reads one HAN frame; returns its type byte.
-func readFrame(_ fd: Int32, _ buffer: inout [UInt8]) -> UInt8? {
+/// Reads one HAN frame into `buffer` (its type byte first); returns the type and the frame's length
+/// (type and body, as its prefix says).
+func readFrame(_ fd: Int32, _ buffer: inout [UInt8]) -> (type: UInt8, length: Int)? {
     guard readExactly(fd, 2, into: &buffer) else { return nil }
     let length = Int(buffer[0]) | Int(buffer[1]) << 8
     guard length > 0, readExactly(fd, length, into: &buffer) else { return nil }
-    frameLength = length
-    return buffer[0]
+    return (buffer[0], length)
 }
 
 struct Options {
@@ -79,97 +95,297 @@ func readRequest(device: EUI64, sequence: UInt8) -> [UInt8] {
                                  sourceEndpoint: 1, destinationEndpoint: 1, zcl: zcl.encoded())).encoded()
 }
 
-/// Opens a link and attaches it (HELLO -> WELCOME) unless `echo`.
-func openLink(_ path: String, device: EUI64, echo: Bool) -> Int32 {
-    let fd = connectUnix(path)
-    if !echo {
-        writeAll(fd, HANFrame.hello(HANHello(rigNode: rig, target: device)).encoded())
-        var buffer: [UInt8] = []
-        guard readFrame(fd, &buffer) == HANFrameType.welcome.rawValue else { print("no WELCOME"); exit(1) }
-    }
-    return fd
+/// Who answers a link: the daemon with a Read Attributes Response after HELLO and WELCOME, or an
+/// echo server with the request's own bytes.
+enum Peer: Sendable, CustomStringConvertible {
+    case daemon, echo
+
+    /// The ZCL command ID of the answer to a Read Attributes request.
+    var answerCommand: UInt8 { self == .daemon ? ZCLGlobalCommandID.readAttributesResponse : ZCLGlobalCommandID.readAttributes }
+    var description: String { self == .daemon ? "daemon" : "echo" }
 }
 
-/// Round trips per second over `connections` links, each a closed loop (send, wait, repeat).
-func throughput(path: String, devices: [EUI64], connections: Int, seconds: Int, echo: Bool) -> Double {
-    let counts = UnsafeMutableBufferPointer<Int>.allocate(capacity: connections)
-    counts.initialize(repeating: 0)
-    let deadline = monotonicNanos() + UInt64(seconds) * 1_000_000_000
-    let group = DispatchGroup()
-    nonisolated(unsafe) let shared = counts
-    for index in 0..<connections {
-        group.enter()
-        // Links spread over the devices: a device takes at most maxLinksPerDevice links.
-        let device = devices[index % devices.count]
+/// One closed-loop link: a Basic Read Attributes of SWBuildID, wait for its answer, repeat. The same
+/// code runs against the daemon and the echo; only the HELLO and the answer's command differ.
+struct Link {
+    let fd: Int32
+    let peer: Peer
+    /// The request for each sequence number, encoded once: the loop measures the link, not the encoder.
+    let requests: [[UInt8]]
+    var sequence: UInt8 = 0
+    var buffer: [UInt8] = []
+    /// Frames that were not the answer (a device's own traffic reaches every link attached to it).
+    var skipped = 0
+
+    /// Connects, attaches (HELLO, WELCOME) when `peer` is the daemon, and checks a first answer.
+    init(path: String, device: EUI64, peer: Peer) {
+        self.peer = peer
+        fd = connectUnix(path)
+        requests = (0...255).map { readRequest(device: device, sequence: UInt8($0)) }
+        if peer == .daemon {
+            writeAll(fd, HANFrame.hello(HANHello(rigNode: rig, target: device)).encoded())
+            guard let (type, length) = readFrame(fd, &buffer) else { fail("\(device): the daemon closed the link after HELLO") }
+            guard type == HANFrameType.welcome.rawValue else {
+                fail("\(device): no WELCOME (frame type \(type)\(type == HANFrameType.error.rawValue && length > 1 ? ", error code \(buffer[1])" : ""))")
+            }
+        }
+        guard roundTrip() else { fail("\(device): no answer from the \(peer) to the first Read Attributes") }
+        guard peer == .daemon else { return }
+        guard case let .data(data)? = try? HANFrame.decodeBody(type: buffer[0], body: buffer[1..<answerLength]),
+              let zcl = try? ZCLFrame(decoding: data.zcl), let response = try? zcl.decodePayload(as: ReadAttributesResponse.self),
+              let record = response.records.first, record.attributeID == BasicAttribute.swBuildID, record.value != nil else {
+            fail("\(device): the first answer is not a Read Attributes Response with SWBuildID")
+        }
+    }
+
+    /// The length (type and body) of the last answer.
+    private(set) var answerLength = 0
+
+    /// One round trip; false when the link closed, sent ERROR, or echoed a different byte count.
+    mutating func roundTrip() -> Bool {
+        sequence &+= 1
+        let request = requests[Int(sequence)]
+        writeAll(fd, request)
+        while let (type, length) = readFrame(fd, &buffer) {
+            // After the type byte and the 22-byte DATA header: ZCL frame control, sequence, command.
+            if type == HANFrameType.data.rawValue, length >= 26, buffer[24] == sequence, buffer[25] == peer.answerCommand {
+                answerLength = length
+                return peer == .daemon || length == request.count - 2
+            }
+            if type == HANFrameType.error.rawValue { return false }
+            skipped += 1
+        }
+        return false
+    }
+}
+
+/// User and system CPU seconds a process has used so far, from /proc/PID/stat (nil when unreadable).
+func cpuSeconds(pid: Int32) -> (user: Double, system: Double)? {
+    guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let nameEnd = text.lastIndex(of: ")") else { return nil }
+    // After the command name: state is field 3, utime field 14, stime field 15 (proc(5)).
+    let fields = text[text.index(after: nameEnd)...].split(separator: " ")
+    guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+    let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+    return (user / ticks, system / ticks)
+}
+
+/// One timed run: round trips per second, and the CPU each side spent per round trip.
+struct Throughput {
+    var rate: Double
+    var roundTrips: Int
+    /// Microseconds of user and system CPU per round trip, of the server (when its PID is known) and of this client.
+    var server: (user: Double, system: Double)?
+    var client: (user: Double, system: Double)?
+
+    var cpuDescription: String {
+        func text(_ cpu: (user: Double, system: Double)?) -> String {
+            cpu.map { String(format: "%.1f user + %.1f sys", $0.user, $0.system) } ?? "?"
+        }
+        return "CPU us per round trip: server \(text(server)), client \(text(client))"
+    }
+}
+
+/// Round trips per second over one link per device, each a closed loop. Every link attaches and
+/// answers once before the clock starts; the clock stops when the links are told to stop.
+func throughput(path: String, devices: [EUI64], seconds: Int, peer: Peer, serverPID: Int32?) -> Throughput {
+    final class Run: Sendable {
+        let stop = Atomic<Bool>(false)
+        let failed = Atomic<Bool>(false)
+        let total = Atomic<Int>(0)
+        let ready = DispatchSemaphore(value: 0)
+        let go = DispatchSemaphore(value: 0)
+        let done = DispatchGroup()
+    }
+    let run = Run()
+    for device in devices {
+        run.done.enter()
         Thread {
-            let fd = openLink(path, device: device, echo: echo)
-            var buffer: [UInt8] = []
+            var link = Link(path: path, device: device, peer: peer)
+            run.ready.signal()
+            run.go.wait()
             var count = 0
-            var sequence: UInt8 = 0
-            while monotonicNanos() < deadline {
-                sequence &+= 1
-                writeAll(fd, readRequest(device: device, sequence: sequence))
-                guard readFrame(fd, &buffer) != nil else { break }
+            while !run.stop.load(ordering: .relaxed) {
+                guard link.roundTrip() else { run.failed.store(true, ordering: .relaxed); break }
                 count += 1
             }
-            close(fd)
-            shared[index] = count
-            group.leave()
+            close(link.fd)
+            run.total.add(count, ordering: .relaxed)
+            run.done.leave()
         }.start()
     }
-    group.wait()
-    let total = counts.reduce(0, +)
-    counts.deallocate()
-    return Double(total) / Double(seconds)
+    for _ in devices { run.ready.wait() }
+    let serverBefore = serverPID.flatMap { cpuSeconds(pid: $0) }, clientBefore = cpuSeconds(pid: getpid())
+    let start = monotonicNanos()
+    for _ in devices { run.go.signal() }
+    usleep(UInt32(seconds) * 1_000_000)
+    run.stop.store(true, ordering: .relaxed)
+    let elapsed = Double(monotonicNanos() - start) / 1e9
+    let serverAfter = serverPID.flatMap { cpuSeconds(pid: $0) }, clientAfter = cpuSeconds(pid: getpid())
+    run.done.wait()
+    if run.failed.load(ordering: .relaxed) { fail("a link to the \(peer) failed during the run") }
+    let total = run.total.load(ordering: .relaxed)
+    func perRoundTrip(_ before: (user: Double, system: Double)?, _ after: (user: Double, system: Double)?) -> (user: Double, system: Double)? {
+        guard let before, let after, total > 0 else { return nil }
+        return ((after.user - before.user) * 1e6 / Double(total), (after.system - before.system) * 1e6 / Double(total))
+    }
+    return Throughput(rate: Double(total) / elapsed, roundTrips: total, server: perRoundTrip(serverBefore, serverAfter),
+                      client: perRoundTrip(clientBefore, clientAfter))
 }
 
-func latency(path: String, device: EUI64, count: Int, echo: Bool) -> (p50: Double, p99: Double, max: Double) {
-    let fd = openLink(path, device: device, echo: echo)
-    var buffer: [UInt8] = []
+/// Latency figures of sorted samples, in microseconds.
+struct Percentiles {
+    var count: Int, p50: Double, p99: Double, p999: Double, max: Double
+
+    init(sorted samples: [UInt64]) {
+        func micros(_ q: Double) -> Double {
+            guard !samples.isEmpty else { return 0 }
+            let rank = Int((Double(samples.count) * q).rounded(.up)) - 1
+            return Double(samples[Swift.max(0, Swift.min(samples.count - 1, rank))]) / 1000
+        }
+        count = samples.count
+        p50 = micros(0.5); p99 = micros(0.99); p999 = micros(0.999)
+        max = Double(samples.last ?? 0) / 1000
+    }
+}
+
+/// `count` sequential round trips on one link after 1,000 to warm up.
+func latency(path: String, device: EUI64, count: Int, peer: Peer) -> Percentiles {
+    var link = Link(path: path, device: device, peer: peer)
     var samples: [UInt64] = []
     samples.reserveCapacity(count)
     for index in 0..<(count + 1000) {
-        let request = readRequest(device: device, sequence: UInt8(truncatingIfNeeded: index))
         let start = monotonicNanos()
-        writeAll(fd, request)
-        _ = readFrame(fd, &buffer)
-        if index >= 1000 { samples.append(monotonicNanos() - start) }  // the first 1000 warm up
+        guard link.roundTrip() else { fail("the link to the \(peer) failed") }
+        if index >= 1000 { samples.append(monotonicNanos() - start) }
     }
-    close(fd)
+    close(link.fd)
     samples.sort()
-    func micros(_ q: Double) -> Double { Double(samples[min(samples.count - 1, Int(Double(samples.count) * q))]) / 1000 }
-    return (micros(0.5), micros(0.99), Double(samples.last ?? 0) / 1000)
+    return Percentiles(sorted: samples)
 }
 
-/// A plain echo server on a Unix stream socket: every frame comes straight back. The yardstick for
-/// what the socket, the kernel and the client loop cost without the daemon.
-func startEchoServer() -> String {
-    let path = "/tmp/smetsbench-echo-\(getpid()).sock"
-    unlink(path)
-    let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b } }
-    _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-    listen(listener, 256)
-    Thread {
-        while true {
-            let client = accept(listener, nil, nil)
-            if client < 0 { return }
-            Thread {
-                var buffer: [UInt8] = []
-                while true {
-                    guard readExactly(client, 2, into: &buffer) else { break }
-                    let length = Int(buffer[0]) | Int(buffer[1]) << 8
-                    let header = [buffer[0], buffer[1]]
-                    guard readExactly(client, length, into: &buffer) else { break }
-                    writeAll(client, header + buffer[0..<length])
-                }
-                close(client)
-            }.start()
+func han(options: Options, devices: [EUI64]) {
+    let path = options.string("socket", "devices/.run/han.sock")
+    guard let echoPath = options.values["echo-socket"] else { fail("han needs --echo-socket PATH (scripts/bench-han starts bench/c/han-echo.c)") }
+    let connections = options.int("connections", 32), seconds = options.int("seconds", 5), runs = options.int("runs", 3)
+    guard connections > 0, seconds > 0, runs > 0 else { fail("--connections, --seconds and --runs must be positive") }
+    var seen = Set<EUI64>()
+    let distinct = Array(devices.filter { seen.insert($0).inserted }.prefix(connections))
+    guard distinct.count == connections else { fail("\(connections) connections need \(connections) distinct devices, --device names \(distinct.count)") }
+    let daemonPID = options.values["daemon-pid"].flatMap { Int32($0) }, echoPID = options.values["echo-pid"].flatMap { Int32($0) }
+    var daemonRates: [Double] = [], echoRates: [Double] = []
+    for run in 1...runs {
+        // Alternating, so that a change in the machine's load touches both sides alike.
+        let daemon = throughput(path: path, devices: distinct, seconds: seconds, peer: .daemon, serverPID: daemonPID)
+        let echo = throughput(path: echoPath, devices: distinct, seconds: seconds, peer: .echo, serverPID: echoPID)
+        daemonRates.append(daemon.rate); echoRates.append(echo.rate)
+        print(String(format: "run %d: %d connections, %d s each: daemon %.0f/s, echo %.0f/s, ratio %.2f", run, connections, seconds,
+                     daemon.rate, echo.rate, daemon.rate / echo.rate))
+        print("  daemon \(daemon.cpuDescription)")
+        print("  echo   \(echo.cpuDescription)")
+        fflush(nil)  // every stream: naming stdout is not concurrency-safe in Swift 6
+    }
+    let daemon = daemonRates.sorted()[runs / 2], echo = echoRates.sorted()[runs / 2]
+    print(String(format: "read-attributes round trips, %d connections to %d devices, median of %d runs of %d s: daemon %.0f/s, echo %.0f/s, ratio %.2f",
+                 connections, distinct.count, runs, seconds, daemon, echo, daemon / echo))
+    let count = options.int("count", 20000)
+    if count > 0 {
+        let d = latency(path: path, device: distinct[0], count: count, peer: .daemon)
+        let e = latency(path: echoPath, device: distinct[0], count: count, peer: .echo)
+        print(String(format: "single connection latency over %d round trips (us): daemon p50 %.1f p99 %.1f p999 %.1f max %.1f; echo p50 %.1f p99 %.1f p999 %.1f max %.1f; p99 ratio %.2f",
+                     count, d.p50, d.p99, d.p999, d.max, e.p50, e.p99, e.p999, e.max, d.p99 / e.p99))
+    }
+}
+
+// MARK: probe: latency while something else runs
+
+/// Round trips recorded by the probe's loop, keyed by when each started.
+final class ProbeLog: Sendable {
+    struct Sample { var start: UInt64, nanos: UInt64 }
+    private let samples = Mutex<[Sample]>([])
+    /// The start of the latest completed round trip.
+    let lastCompletedStart = Atomic<UInt64>(0)
+    let stop = Atomic<Bool>(false)
+    let failed = Atomic<Bool>(false)
+
+    func record(start: UInt64, end: UInt64) {
+        samples.withLock { $0.append(Sample(start: start, nanos: end - start)) }
+        lastCompletedStart.store(start, ordering: .releasing)
+    }
+
+    /// Removes and returns the samples that started before `time`.
+    func take(before time: UInt64) -> [Sample] {
+        samples.withLock { samples in
+            let taken = samples.filter { $0.start < time }
+            samples.removeAll { $0.start < time }
+            return taken
         }
+    }
+
+    /// Drops the samples that ended before `time`.
+    func drop(endedBefore time: UInt64) {
+        samples.withLock { $0.removeAll { $0.start + $0.nanos < time } }
+    }
+}
+
+func probe(options: Options, device: EUI64) {
+    let path = options.string("socket", "devices/.run/han.sock")
+    let log = ProbeLog()
+    let ready = DispatchSemaphore(value: 0)
+    let finished = DispatchSemaphore(value: 0)
+    Thread {
+        var link = Link(path: path, device: device, peer: .daemon)
+        ready.signal()
+        while !log.stop.load(ordering: .relaxed) {
+            let start = monotonicNanos()
+            guard link.roundTrip() else { log.failed.store(true, ordering: .relaxed); break }
+            log.record(start: start, end: monotonicNanos())
+        }
+        close(link.fd)
+        finished.signal()
     }.start()
-    return path
+    ready.wait()
+    print("ready")
+    fflush(nil)
+    var phaseStart = monotonicNanos()
+    while let line = readLine() {
+        let words = line.split(separator: " ", maxSplits: 1).map(String.init)
+        switch words.first {
+        case "begin":
+            // A round trip in flight now belongs to the phase: what it waits for may be the phase's write.
+            phaseStart = monotonicNanos()
+            log.drop(endedBefore: phaseStart)
+            print("begun")
+            fflush(nil)
+        case "end":
+            let end = monotonicNanos()
+            // The round trip in flight at the end belongs to the phase (it may be the stalled one):
+            // wait for it, for as long as two minutes.
+            while log.lastCompletedStart.load(ordering: .acquiring) < end, !log.failed.load(ordering: .relaxed),
+                  monotonicNanos() - end < 120_000_000_000 {
+                usleep(200)
+            }
+            if log.failed.load(ordering: .relaxed) || log.lastCompletedStart.load(ordering: .acquiring) < end {
+                fail("the probe's link failed or stalled for over 120 s")
+            }
+            let samples = log.take(before: end)
+            let figures = Percentiles(sorted: samples.map(\.nanos).sorted())
+            let seconds = Double(end - phaseStart) / 1e9
+            let label = words.count > 1 ? words[1] : "phase"
+            let json: [String: Any] = ["phase": label, "seconds": seconds, "rounds": figures.count, "p50_us": figures.p50, "p99_us": figures.p99,
+                                       "p999_us": figures.p999, "max_us": figures.max]
+            guard let data = try? JSONSerialization.data(withJSONObject: json, options: [.sortedKeys]) else { fail("cannot encode figures") }
+            print(String(decoding: data, as: UTF8.self))
+            fflush(nil)
+        case "quit":
+            log.stop.store(true, ordering: .relaxed)
+        default:
+            fail("unknown probe command '\(line)'")
+        }
+        if log.stop.load(ordering: .relaxed) { break }
+    }
+    log.stop.store(true, ordering: .relaxed)
+    finished.wait()
+    if log.failed.load(ordering: .relaxed) { fail("the probe's link failed") }
 }
 
 // MARK: ota: a rig as OTA server over the HAN link
@@ -186,7 +402,7 @@ func ota(path: String, device: EUI64, file: [UInt8], upgradeTime: UInt32) -> Int
     let fd = connectUnix(path)
     writeAll(fd, HANFrame.hello(HANHello(rigNode: rig, target: device)).encoded())
     var buffer: [UInt8] = []
-    guard let welcomeType = readFrame(fd, &buffer), welcomeType == HANFrameType.welcome.rawValue,
+    guard let welcomeType = readFrame(fd, &buffer)?.type, welcomeType == HANFrameType.welcome.rawValue,
           case let .welcome(welcome)? = try? HANFrame.decodeBody(type: welcomeType, body: buffer[1..<(1 + HANWelcome.bodyLength)]) else {
         print("no WELCOME from \(device)")
         return 1
@@ -197,12 +413,12 @@ func ota(path: String, device: EUI64, file: [UInt8], upgradeTime: UInt32) -> Int
     /// The next ZCL frame the device sends on the OTA cluster (other frames are skipped).
     func nextOTA() -> ZCLFrame? {
         while true {
-            guard let type = readFrame(fd, &buffer) else { return nil }
+            guard let (type, length) = readFrame(fd, &buffer) else { return nil }
             guard type == HANFrameType.data.rawValue else {
                 if type == HANFrameType.error.rawValue { print("ERROR frame from the daemon: code \(buffer[1])"); return nil }
                 continue
             }
-            guard case let .data(data)? = try? HANFrame.decodeBody(type: type, body: buffer[1..<frameLength]) else { return nil }
+            guard case let .data(data)? = try? HANFrame.decodeBody(type: type, body: buffer[1..<length]) else { return nil }
             guard data.clusterID == ZCLClusterID.otaUpgrade, let zcl = try? ZCLFrame(decoding: data.zcl) else { continue }
             return zcl
         }
@@ -249,8 +465,8 @@ func ota(path: String, device: EUI64, file: [UInt8], upgradeTime: UInt32) -> Int
         send(ZCLFrame(UpgradeEndResponse(manufacturerCode: header.manufacturerCode, imageType: header.imageType, fileVersion: header.fileVersion,
                                          currentTime: 0, upgradeTime: upgradeTime), sequenceNumber: sequence, disableDefaultResponse: false))
         // The device answers Upgrade End Response with a Default Response once it has acted on it.
-        while let type = readFrame(fd, &buffer) {
-            if type == HANFrameType.data.rawValue, case let .data(data)? = try? HANFrame.decodeBody(type: type, body: buffer[1..<frameLength]),
+        while let (type, length) = readFrame(fd, &buffer) {
+            if type == HANFrameType.data.rawValue, case let .data(data)? = try? HANFrame.decodeBody(type: type, body: buffer[1..<length]),
                let zcl = try? ZCLFrame(decoding: data.zcl), zcl.header.frameType == .global,
                zcl.header.commandID == ZCLGlobalCommandID.defaultResponse, zcl.header.sequenceNumber == sequence {
                 activated = monotonicNanos()
@@ -270,35 +486,20 @@ func ota(path: String, device: EUI64, file: [UInt8], upgradeTime: UInt32) -> Int
     return end.statusCode == ZCLStatus.success.rawValue ? 0 : 1
 }
 
-/// The length of the frame `readFrame` last read (type + body), from its prefix.
-nonisolated(unsafe) var frameLength = 0
 
 let arguments = CommandLine.arguments
 guard arguments.count >= 2 else {
-    print("usage: smetsbench han|latency|echo|ota [--socket PATH] [--device EUI] [--connections N] [--seconds S] [--count N] [--image FILE] [--upgrade-time T]")
+    print("usage: smetsbench han|probe|ota [--socket PATH] [--device EUI[,EUI...]] [--echo-socket PATH] [--connections N] [--seconds S] [--runs N] [--count N] [--image FILE] [--upgrade-time T]")
     exit(2)
 }
 let options = Options(arguments.dropFirst(2))
 let devices = options.string("device", "00-DB-12-34-56-78-00-05").split(separator: ",").compactMap { EUI64(String($0)) }
 let device = devices.first ?? EUI64(0)
-let connections = options.int("connections", 32)
-let seconds = options.int("seconds", 5)
 switch arguments[1] {
 case "han":
-    let path = options.string("socket", "devices/.run/han.sock")
-    let daemon = throughput(path: path, devices: devices, connections: connections, seconds: seconds, echo: false)
-    let echoPath = startEchoServer()
-    let echo = throughput(path: echoPath, devices: devices, connections: connections, seconds: seconds, echo: true)
-    let daemonLatency = latency(path: path, device: device, count: options.int("count", 20000), echo: false)
-    let echoLatency = latency(path: echoPath, device: device, count: options.int("count", 20000), echo: true)
-    unlink(echoPath)
-    print(String(format: "read-attributes round trips, %d connections, %ds: daemon %.0f/s, echo %.0f/s, ratio %.2f", connections, seconds, daemon, echo, daemon / echo))
-    print(String(format: "single connection latency (us): daemon p50 %.1f p99 %.1f max %.1f; echo p50 %.1f p99 %.1f; p99 ratio %.2f",
-                 daemonLatency.p50, daemonLatency.p99, daemonLatency.max, echoLatency.p50, echoLatency.p99, daemonLatency.p99 / echoLatency.p99))
-case "echo":
-    let path = startEchoServer()
-    print(String(format: "echo round trips: %.0f/s", throughput(path: path, devices: devices, connections: connections, seconds: seconds, echo: true)))
-    unlink(path)
+    han(options: options, devices: devices)
+case "probe":
+    probe(options: options, device: device)
 case "ota":
     let path = options.string("socket", "devices/.run/han.sock")
     guard let imagePath = options.values["image"], let data = FileManager.default.contents(atPath: imagePath) else {
