@@ -218,10 +218,11 @@ final class HANChannelHandler: ChannelInboundHandler {
         case .identify(let target):
             let role = access.role(for: peer)
             let caller = HANLinkMachine.Caller(role: role.description, uid: peer?.uid, mayAttach: access.mayAttach(role))
+            // WELCOME names the firmware the device runs (han-link.md rev 1.1), never the CPL's identity.
             let facts = engine.device(target).map { device in
                 let model = engine.model(for: device)
                 return HANLinkMachine.DeviceFacts(type: device.type, mode: device.mode, manufacturerCode: model?.manufacturer.numericCode ?? 0,
-                                                  imageType: model?.numericImageType ?? 0, firmware: engine.presentedFirmware(of: device))
+                                                  imageType: model?.numericImageType ?? 0, firmware: device.firmwareVersion)
             }
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):

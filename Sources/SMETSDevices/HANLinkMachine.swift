@@ -56,7 +56,7 @@ public struct HANLinkMachine: Sendable {
         public var mode: SMETSMode
         public var manufacturerCode: UInt16
         public var imageType: UInt16
-        /// The firmware the device presents in its current mode.
+        /// The firmware the device runs (han-link.md rev 1.1: never the CPL's fictitious identity).
         public var firmware: FirmwareVersion
 
         public init(type: DeviceType, mode: SMETSMode, manufacturerCode: UInt16, imageType: UInt16, firmware: FirmwareVersion) {
