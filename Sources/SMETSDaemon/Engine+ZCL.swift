@@ -114,21 +114,21 @@ extension Engine {
 
     /// Attribute values served from memory: identity, OTA client state, metering from the profile.
     func attributeRecords(_ device: Device, cluster: UInt16, ids: [UInt16]) -> [ReadAttributesResponse.Record] {
-        let (model, presented, now) = self.state.withLock { state in
-            let model = state.lab.models[device.modelKey]
-            let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) } ?? device.firmwareVersion
-            return (model, presented, state.clock.now(real: realNow()))
+        // The device reports the firmware it runs (han-link.md rev 1.1); a fictitious CPL identity
+        // lives only in the DCC's inventory.
+        let (model, now) = self.state.withLock { state in
+            (state.lab.models[device.modelKey], state.clock.now(real: realNow()))
         }
         let firmware = firmwareState(device.id)
         return ids.map { id in
-            guard let value = attributeValue(device, model: model, presented: presented, now: now, firmware: firmware, cluster: cluster, id: id) else {
+            guard let value = attributeValue(device, model: model, now: now, firmware: firmware, cluster: cluster, id: id) else {
                 return .status(id, .unsupportedAttribute)
             }
             return .value(id, value)
         }
     }
 
-    func attributeValue(_ device: Device, model: DeviceModel?, presented: FirmwareVersion, now: Timestamp,
+    func attributeValue(_ device: Device, model: DeviceModel?, now: Timestamp,
                         firmware: DeviceFirmwareState, cluster: UInt16, id: UInt16) -> ZCLValue? {
         switch (cluster, id) {
         case (ZCLClusterID.basic, BasicAttribute.zclVersion): return .uint8(8)
@@ -137,10 +137,10 @@ extension Engine {
         case (ZCLClusterID.basic, BasicAttribute.modelIdentifier): return .charString(model?.modelName ?? device.modelKey)
         case (ZCLClusterID.basic, BasicAttribute.dateCode): return .charString(model?.dateCode ?? "")
         case (ZCLClusterID.basic, BasicAttribute.powerSource): return .enum8(model?.powerSource ?? 1)
-        case (ZCLClusterID.basic, BasicAttribute.swBuildID): return .charString(presented.hex)
+        case (ZCLClusterID.basic, BasicAttribute.swBuildID): return .charString(device.firmwareVersion.hex)
         case (ZCLClusterID.otaUpgrade, OTAAttribute.upgradeServerID): return .ieeeAddress(device.hub ?? EUI64(UInt64.max))
         case (ZCLClusterID.otaUpgrade, OTAAttribute.fileOffset): return .uint32(firmware.fileOffset)
-        case (ZCLClusterID.otaUpgrade, OTAAttribute.currentFileVersion): return .uint32(presented.rawValue)
+        case (ZCLClusterID.otaUpgrade, OTAAttribute.currentFileVersion): return .uint32(device.firmwareVersion.rawValue)
         case (ZCLClusterID.otaUpgrade, OTAAttribute.downloadedFileVersion): return .uint32(firmware.downloadedFileVersion ?? 0xFFFF_FFFF)
         case (ZCLClusterID.otaUpgrade, OTAAttribute.imageUpgradeStatus): return .enum8(firmware.imageUpgradeStatus)
         case (ZCLClusterID.otaUpgrade, OTAAttribute.manufacturerID): return .uint16(model?.manufacturer.numericCode ?? 0)

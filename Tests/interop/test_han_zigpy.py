@@ -120,17 +120,19 @@ def test_hello_welcome_over_device_socket(shared_daemon, device_id, mode):
         assert link.is_closed()
 
 
-def test_welcome_under_interim_regime_presents_fictitious_version(daemon_factory, tmp_path):
-    """Interim CPL regime: the SMETS1 PPMID presents the CPL's fictitious version in WELCOME and
-    SWBuildID alike; the SMETS2+ one its real version (MP202, identity rule of the contract)."""
+def test_under_interim_regime_the_device_still_reports_the_firmware_it_runs(daemon_factory, tmp_path):
+    """han-link.md rev 1.1 and MP202 §2: the dual-mode PPMIDs are identical devices whatever system
+    they joined; WELCOME, Basic SWBuildID and OTA CurrentFileVersion name the firmware the device runs,
+    while a fictitious SMETS1 version lives only in the DCC's inventory."""
     lab = copy_lab(tmp_path / "devices", lab_changes=lambda lab: lab.update(cplRegime="interim"))
     daemon = daemon_factory(lab)
-    for device_id, expected in [(P2_PPMID, 0x0F020300), (P1_PPMID, 0x01020300)]:
+    for device_id in (P2_PPMID, P1_PPMID):
+        runs = int(daemon.rpc("devices.get", {"id": device_id})["firmwareVersion"], 16)
         with HanLink(daemon.han_path) as link:
             welcome = link.attach(device_id)
-            assert welcome.current_file_version == expected, f"{device_id}: {welcome.current_file_version:08X}"
-            assert link.read(Basic, "sw_build_id") == f"{expected:08X}"
-            assert link.read(Ota, "current_file_version") == expected
+            assert welcome.current_file_version == runs, f"{device_id}: {welcome.current_file_version:08X}"
+            assert link.read(Basic, "sw_build_id") == f"{runs:08X}"
+            assert link.read(Ota, "current_file_version") == runs
 
 
 # ---------------------------------------------------------------------------------------------------
