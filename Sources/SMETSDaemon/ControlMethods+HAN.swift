@@ -21,7 +21,8 @@ extension ControlRouter {
                     throw JSONRPCError.invalidParams("zcl must be the ZCL frame in hex (header and payload, at least 3 bytes)")
                 }
                 guard let frame = try? ZCLFrame(decoding: zcl) else { throw JSONRPCError.invalidParams("zcl is not a ZCL frame") }
-                engine.emit([OutgoingZCL(from: from, to: to, cluster: cluster, frame: frame)])
+                // A frame the device could not send (a meter's message it could not keep) is the caller's error.
+                if let error = engine.emit([OutgoingZCL(from: from, to: to, cluster: cluster, frame: frame)]).first { throw error }
                 return ["sent": true, "trace": .array(engine.trace(from, limit: 10))]
             },
             ControlMethod(name: "han.trace") { params, _ in
@@ -59,7 +60,7 @@ extension Engine {
         let frame = ZCLFrame(request, sequenceNumber: UInt8.random(in: 0...255), disableDefaultResponse: true)
         emit([OutgoingZCL(from: id, to: meter, cluster: ZCLClusterID.prepayment, frame: frame)])
         // The meter's answer is the last frame it sent to this PPMID.
-        guard let answer = traces.frames(meter).last(where: { $0.direction == "out" && $0.peer == id }),
+        guard let answer = traces.frames(meter).last(where: { $0.direction == .outgoing && $0.peer == id }),
               let decoded = try? ZCLFrame(decoding: answer.zcl), let response = try? decoded.decodePayload(as: ConsumerTopUpResponse.self) else {
             throw DomainError(.invalidState, "the meter did not answer the top-up")
         }

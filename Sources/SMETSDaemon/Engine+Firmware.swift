@@ -656,12 +656,12 @@ extension Engine {
 
     private func relay(_ outgoing: OutgoingZCL, bytes: [UInt8], context: RelayContext) {
         let time = context.clock.now(real: realNow())
-        traces.record(outgoing.from, TracedFrame(time: time, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
-        traces.record(outgoing.to, TracedFrame(time: time, direction: "in", peer: outgoing.from, cluster: outgoing.cluster, zcl: bytes))
+        traces.record(outgoing.from, TracedFrame(time: time, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
+        traces.record(outgoing.to, TracedFrame(time: time, direction: .incoming, peer: outgoing.from, cluster: outgoing.cluster, zcl: bytes))
         if context.publishFrames {
-            for (device, direction, peer) in [(outgoing.from, "out", outgoing.to), (outgoing.to, "in", outgoing.from)] {
+            for (device, direction, peer) in [(outgoing.from, FrameDirection.outgoing, outgoing.to), (outgoing.to, FrameDirection.incoming, outgoing.from)] {
                 var data = FrameNames.describe(cluster: outgoing.cluster, zcl: bytes)
-                data["direction"] = .string(direction)
+                data["direction"] = .string(direction.rawValue)
                 data["peer"] = .string(peer.description)
                 events.publish(.hanFrame, device: device, time: time, data: data, log: false)
             }

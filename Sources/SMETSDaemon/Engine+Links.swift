@@ -1,13 +1,22 @@
 import SMETSCore
+import SMETSDevices
 import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
 
+/// Which way a frame went, seen from the device that traces it.
+public enum FrameDirection: String, Sendable, Hashable {
+    /// To the device.
+    case incoming = "in"
+    /// From the device.
+    case outgoing = "out"
+}
+
 /// One frame a device sent or received, kept for `han.trace`.
 public struct TracedFrame: Sendable {
     public var time: Timestamp
-    public var direction: String  // "in" (to the device) or "out" (from it)
+    public var direction: FrameDirection
     public var peer: EUI64
     public var cluster: UInt16
     public var zcl: [UInt8]
@@ -77,39 +86,52 @@ extension Engine {
     /// A rig's frame reached `device`: trace it.
     public func traceIncoming(device: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
         let now = self.now()
-        traces.record(device, TracedFrame(time: now, direction: "in", peer: source, cluster: cluster, zcl: zcl))
-        publishFrame(device: device, direction: "in", peer: source, cluster: cluster, zcl: zcl, now: now)
+        traces.record(device, TracedFrame(time: now, direction: .incoming, peer: source, cluster: cluster, zcl: zcl))
+        publishFrame(device: device, direction: .incoming, peer: source, cluster: cluster, zcl: zcl, now: now)
     }
 
     /// A device sends frames: traced, shown to every link attached to the sender, and handed to the
     /// receiving device when it is one of ours. Call on the blocking pool: the receiver may write.
-    public func emit(_ frames: [OutgoingZCL], deliver: Bool = true) {
-        guard !frames.isEmpty else { return }
+    /// Returns why frames were not sent: a meter's message it could not keep (see ``keepSent(_:)``).
+    @discardableResult
+    public func emit(_ frames: [OutgoingZCL], deliver: Bool = true) -> [any Error] {
+        guard !frames.isEmpty else { return [] }
         let sink = state.withLock { $0.frameSink }
         let now = self.now()
+        var withheld: [any Error] = []
         for outgoing in frames {
+            if let error = keepSent(outgoing) {
+                withheld.append(error)
+                continue
+            }
             let bytes = outgoing.frame.encoded()
-            traces.record(outgoing.from, TracedFrame(time: now, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
-            publishFrame(device: outgoing.from, direction: "out", peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
+            traces.record(outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
+            publishFrame(device: outgoing.from, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
             sink?(outgoing)
-            rememberSentMessage(outgoing)
             if deliver, device(outgoing.to) != nil {
                 deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
             }
         }
+        return withheld
     }
 
-    /// A meter keeps the messages it sends, so that GetLastMessage can repeat the last one.
-    private func rememberSentMessage(_ outgoing: OutgoingZCL) {
+    /// A meter keeps the messages it sends, before it sends them, so that GetLastMessage can repeat
+    /// the last one. Returns the store's error when it could not: the message is then not sent
+    /// (logged), so what was sent and what is kept never differ.
+    private func keepSent(_ outgoing: OutgoingZCL) -> (any Error)? {
         let header = outgoing.frame.header
         guard outgoing.cluster == ZCLClusterID.messaging, header.frameType == .clusterSpecific, header.direction == .serverToClient,
               header.commandID == MessagingCommandID.displayMessage, device(outgoing.from)?.type.isMeterSide == true,
-              let message = try? outgoing.frame.decodePayload(as: DisplayMessage.self) else { return }
-        let now = self.now()
-        _ = try? store.write { tx in
-            try tx.saveMessage(StoredMessage(messageID: message.messageID, control: message.messageControl, startTime: message.startTime,
-                                             durationMinutes: message.durationMinutes, text: message.message ?? "", receivedAt: now),
-                               device: outgoing.from)
+              let message = try? outgoing.frame.decodePayload(as: DisplayMessage.self) else { return nil }
+        do {
+            _ = try runMessaging(Messaging(device: outgoing.from), .sending(message, now: now()), device: outgoing.from)
+            return nil
+        } catch {
+            logger.error("a meter could not keep the message it was to send; it was not sent", metadata: [
+                "event": "han.storeFailed", "device_id": .string(outgoing.from.description), "command": "DisplayMessage",
+                "peer": .string(outgoing.to.description), "error": .string("\(error)"),
+            ])
+            return error
         }
     }
 
@@ -119,18 +141,18 @@ extension Engine {
     /// A frame from one emulated device to another, e.g. a PPMID's top-up to its ESME.
     func deliverInternally(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
         let now = self.now()
-        traces.record(target, TracedFrame(time: now, direction: "in", peer: source, cluster: cluster, zcl: zcl))
-        publishFrame(device: target, direction: "in", peer: source, cluster: cluster, zcl: zcl, now: now)
+        traces.record(target, TracedFrame(time: now, direction: .incoming, peer: source, cluster: cluster, zcl: zcl))
+        publishFrame(device: target, direction: .incoming, peer: source, cluster: cluster, zcl: zcl, now: now)
         switch handleZCL(deviceID: target, source: source, profile: ZCLProfileID.smartEnergy, cluster: cluster, zcl: zcl) {
         case .now(let replies): emit(replies)
         case .blocking(let work): emit(work())
         }
     }
 
-    private func publishFrame(device: EUI64, direction: String, peer: EUI64, cluster: UInt16, zcl: [UInt8], now: Timestamp) {
+    private func publishFrame(device: EUI64, direction: FrameDirection, peer: EUI64, cluster: UInt16, zcl: [UInt8], now: Timestamp) {
         guard events.hasSubscribers(for: .hanFrame) else { return }
         var data = FrameNames.describe(cluster: cluster, zcl: zcl)
-        data["direction"] = .string(direction)
+        data["direction"] = .string(direction.rawValue)
         data["peer"] = .string(peer.description)
         events.publish(.hanFrame, device: device, time: now, data: data, log: false)
     }
@@ -139,7 +161,7 @@ extension Engine {
         traces.frames(device).suffix(limit).map { frame in
             var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl)
             data["time"] = .string(frame.time.rfc3339)
-            data["direction"] = .string(frame.direction)
+            data["direction"] = .string(frame.direction.rawValue)
             data["peer"] = .string(frame.peer.description)
             return .object(data)
         }

@@ -45,6 +45,24 @@ public struct WireWriter: Sendable {
     /// Writes ZCL's invalid string, a lone 0xFF.
     public mutating func invalidString() { bytes.append(0xFF) }
 
+    /// Drops what was written after the first `count` bytes (a record that turned out not to fit).
+    public mutating func truncate(to count: Int) {
+        guard count < bytes.count else { return }
+        bytes.removeSubrange(max(0, count)...)
+    }
+
+    /// A ZCL character string of `text`'s UTF-8, cut to 254 bytes on a character boundary.
+    public mutating func charString(_ text: String) {
+        let utf8 = text.utf8
+        // Most strings fit: their UTF-8 goes straight in, with no walk over characters.
+        if utf8.count <= ZCLString.maxLength {
+            bytes.append(UInt8(truncatingIfNeeded: utf8.count))
+            bytes.append(contentsOf: utf8)
+        } else {
+            lengthPrefixed(ZCLString.utf8(text))
+        }
+    }
+
     @inline(__always)
     private mutating func unsigned(_ value: UInt64, _ width: Int) {
         for shift in 0..<width {
@@ -61,6 +79,8 @@ public enum ZCLString {
     /// The UTF-8 of `text`, cut to at most `maxLength` bytes on a character boundary,
     /// so that a cut string still decodes to the text it began with.
     public static func utf8(_ text: String, maxLength: Int = ZCLString.maxLength) -> [UInt8] {
+        // Walking characters (grapheme breaking) is slow; only a string too long needs it.
+        if text.utf8.count <= maxLength { return Array(text.utf8) }
         var result: [UInt8] = []
         result.reserveCapacity(min(text.utf8.count, maxLength))
         for character in text {

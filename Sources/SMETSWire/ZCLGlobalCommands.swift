@@ -70,6 +70,13 @@ public struct ReadAttributesResponse: ZCLGlobalCommand {
         public var value: ZCLValue? {
             if case let .value(value) = outcome { value } else { nil }
         }
+
+        /// Writes the record: attribute ID, status, and for SUCCESS the typed value.
+        public func encode(into writer: inout WireWriter) {
+            writer.u16le(attributeID)
+            writer.u8(statusCode)
+            if case let .value(value) = outcome { value.encodeTyped(into: &writer) }
+        }
     }
 
     public var records: [Record]
@@ -92,11 +99,7 @@ public struct ReadAttributesResponse: ZCLGlobalCommand {
     }
 
     public func encode(into writer: inout WireWriter) {
-        for record in records {
-            writer.u16le(record.attributeID)
-            writer.u8(record.statusCode)
-            if case let .value(value) = record.outcome { value.encodeTyped(into: &writer) }
-        }
+        for record in records { record.encode(into: &writer) }
     }
 
     /// The record for `attributeID`, if there is one.

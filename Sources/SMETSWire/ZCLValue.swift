@@ -127,7 +127,7 @@ public enum ZCLValue: Hashable, Sendable {
         case let .octetString(value):
             if let value { writer.lengthPrefixed(value) } else { writer.invalidString() }
         case let .charString(value):
-            if let value { writer.lengthPrefixed(ZCLString.utf8(value)) } else { writer.invalidString() }
+            if let value { writer.charString(value) } else { writer.invalidString() }
         case let .ieeeAddress(value): writer.eui64(value)
         }
     }
