@@ -48,7 +48,7 @@ struct DaemonUnitTests {
 
     @Test func tracesKeepTheLastFramesOfTheNewestDevices() {
         let traces = FrameTraces(maxDevices: 3)
-        func frame(_ n: Int) -> TracedFrame { TracedFrame(time: Timestamp(unixMillis: Int64(n)), direction: "in", peer: EUI64(1), cluster: 0, zcl: [UInt8(n % 256)]) }
+        func frame(_ n: Int) -> TracedFrame { TracedFrame(time: Timestamp(unixMillis: Int64(n)), direction: .incoming, peer: EUI64(1), cluster: 0, zcl: [UInt8(n % 256)]) }
         for n in 0..<(FrameTraces.perDevice + 5) { traces.record(EUI64(100), frame(n)) }
         let kept = traces.frames(EUI64(100))
         #expect(kept.count == FrameTraces.perDevice)
@@ -57,13 +57,5 @@ struct DaemonUnitTests {
         for device in 101...103 { traces.record(EUI64(UInt64(device)), frame(device)) }
         #expect(traces.frames(EUI64(100)).isEmpty, "the oldest device's ring goes when a fourth device is traced")
         #expect(traces.frames(EUI64(103)).count == 1)
-    }
-
-    @Test func utrnsAreTwentyDigitsWithTheValueInTheLastFive() {
-        #expect(UTRN.value(of: Array("12345678901234500150".utf8)) == 150)
-        #expect(UTRN.value(of: Array("00000000000000099999".utf8)) == 99999)
-        #expect(UTRN.value(of: Array("1234567890123450015".utf8)) == nil)
-        #expect(UTRN.value(of: Array("1234567890123450015X".utf8)) == nil)
-        #expect(UTRN.value(of: []) == nil)
     }
 }

@@ -98,7 +98,7 @@ struct SettingsTests {
 
     @Test func tracesTakeALowerLimitAtTheNextNewDevice() {
         let traces = FrameTraces(maxDevices: 4)
-        let frame = TracedFrame(time: Timestamp(unixMillis: 0), direction: "in", peer: EUI64(1), cluster: 0, zcl: [])
+        let frame = TracedFrame(time: Timestamp(unixMillis: 0), direction: .incoming, peer: EUI64(1), cluster: 0, zcl: [])
         for device in 1...4 { traces.record(EUI64(UInt64(device)), frame) }
         traces.setMaxDevices(2)
         #expect(traces.maxDevices == 2)
