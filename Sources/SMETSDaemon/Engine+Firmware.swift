@@ -666,6 +666,8 @@ extension Engine {
                 events.publish(.hanFrame, device: device, time: time, data: data, log: false)
             }
         }
+        var outgoing = outgoing
+        outgoing.encodedZCL = bytes
         context.sink?(outgoing)
     }
 

@@ -96,19 +96,22 @@ extension Engine {
     @discardableResult
     public func emit(_ frames: [OutgoingZCL], deliver: Bool = true) -> [any Error] {
         guard !frames.isEmpty else { return [] }
-        let sink = state.withLock { $0.frameSink }
-        let now = self.now()
+        // One lock for the sink, the time and which receivers are ours: this runs for every answer.
+        let (sink, now, local) = state.withLock { state in
+            (state.frameSink, state.clock.now(real: realNow()), deliver ? frames.map { state.devices[$0.to] != nil } : [])
+        }
         var withheld: [any Error] = []
-        for outgoing in frames {
+        for (index, var outgoing) in frames.enumerated() {
             if let error = keepSent(outgoing) {
                 withheld.append(error)
                 continue
             }
             let bytes = outgoing.frame.encoded()
+            outgoing.encodedZCL = bytes
             traces.record(outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
             publishFrame(device: outgoing.from, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
             sink?(outgoing)
-            if deliver, device(outgoing.to) != nil {
+            if deliver, local[index] {
                 deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
             }
         }

@@ -11,6 +11,10 @@ public struct OutgoingZCL: Sendable {
     public var frame: ZCLFrame
     /// The endpoint it goes to: a reply goes back to the endpoint the request came from.
     public var destinationEndpoint: UInt8 = 1
+    /// The frame's bytes, once `emit` has encoded them (for the trace), so the link does not encode again.
+    var encodedZCL: [UInt8]?
+    /// The ZCL bytes on the wire.
+    public var zcl: [UInt8] { encodedZCL ?? frame.encoded() }
 
     public init(from: EUI64, to: EUI64, cluster: UInt16, frame: ZCLFrame, destinationEndpoint: UInt8 = 1) {
         self.from = from; self.to = to; self.cluster = cluster; self.frame = frame; self.destinationEndpoint = destinationEndpoint
@@ -32,7 +36,12 @@ extension Engine {
     /// machines decide (``DeviceCommand``, ``DeviceAttributes``, ``Messaging``, ``Prepayment``); this
     /// reads what they need, commits what they change and frames what they answer.
     public func handleZCL(deviceID: EUI64, source: EUI64, profile: UInt16, cluster: UInt16, zcl: [UInt8]) -> ZCLHandling {
-        guard let device = device(deviceID) else { return .now([]) }
+        // One lock for what a read from memory needs: this runs for every frame on the HAN.
+        let (found, model) = state.withLock { state -> (Device?, DeviceModel?) in
+            guard let device = state.devices[deviceID] else { return (nil, nil) }
+            return (device, state.lab.models[device.modelKey])
+        }
+        guard let device = found else { return .now([]) }
         let frame: ZCLFrame
         do {
             frame = try ZCLFrame(decoding: zcl)
@@ -57,7 +66,7 @@ extension Engine {
                 // The balances are durable: read from the store, on the blocking pool.
                 return .blocking { [self] in reply(self.prepayment(.readAttributes(ids), device: device, source: source, header: header)) }
             }
-            return .now(reply([ZCLReply.readAttributesResponse(to: header, records: attributeRecords(device, cluster: cluster, ids: ids))]))
+            return .now(reply([ZCLReply.readAttributesResponse(to: header, records: attributeRecords(device, model: model, cluster: cluster, ids: ids))]))
         case .messaging(let command):
             return .blocking { [self] in reply(self.messaging(command, device: device, header: header)) }
         case .prepayment(let command):
@@ -93,19 +102,17 @@ extension Engine {
     }
 
     /// Attribute values served from memory: identity, OTA client state, metering from the profile.
-    /// Reads only what the cluster needs (a Basic read, the HAN's hot path, takes one lock).
-    func attributeRecords(_ device: Device, cluster: UInt16, ids: [UInt16]) -> [ReadAttributesResponse.Record] {
-        let metering = cluster == ZCLClusterID.metering
-        var context = state.withLock { state in
-            var context = DeviceAttributes.Context(device: device, model: state.lab.models[device.modelKey], now: Timestamp(unixMillis: 0))
-            if metering {
+    /// Reads only what the cluster needs: a Basic read, the HAN's hot path, takes no lock here.
+    func attributeRecords(_ device: Device, model: DeviceModel?, cluster: UInt16, ids: [UInt16]) -> [ReadAttributesResponse.Record] {
+        var context = DeviceAttributes.Context(device: device, model: model, now: Timestamp(unixMillis: 0))
+        if cluster == ZCLClusterID.metering {
+            state.withLock { state in
                 context.now = state.clock.now(real: realNow())
                 // The GPF mirrors its GSME: it serves the gas meter's consumption.
                 if device.type == .gpf { context.meter = state.premises[device.premisesID]?.first { state.devices[$0]?.type == .gsme } }
             }
-            return context
+            context.tenancyStart = tenancyStart(premises: device.premisesID)
         }
-        if metering { context.tenancyStart = tenancyStart(premises: device.premisesID) }
         if cluster == ZCLClusterID.otaUpgrade {
             let firmware = firmwareState(device.id)
             context.ota = DeviceAttributes.OTAState(fileOffset: firmware.fileOffset, downloadedFileVersion: firmware.downloadedFileVersion,

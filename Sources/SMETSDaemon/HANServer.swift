@@ -57,7 +57,7 @@ final class HANServer: Sendable {
         engine.setFrameSink { outgoing in
             let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
                                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
-                                              destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.frame.encoded()))
+                                              destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl))
             let bytes = frame.encoded()
             for channel in links.channels(of: outgoing.from) {
                 var buffer = channel.allocator.buffer(capacity: bytes.count)
