@@ -168,10 +168,8 @@ extension Engine {
         case 0x0401:  // CurrentDayConsumptionDelivered, from midnight or the Change of Tenancy, whichever is later
             let dayStart = max(Timestamp.startOfDay(now.dayNumber), since ?? Timestamp(unixMillis: 0))
             return .uint24(UInt32(clamping: LoadProfile.cumulative(device: meter, type: meterType, at: now) - LoadProfile.cumulative(device: meter, type: meterType, at: dayStart)))
-        case 0x0403:  // PreviousDayConsumptionDelivered; none when the day was before the Change of Tenancy
-            let yesterday = now.dayNumber - 1
-            if let since, Timestamp.startOfDay(yesterday) < since { return .uint24(0) }
-            return .uint24(UInt32(clamping: LoadProfile.dailyTotal(device: meter, type: meterType, day: yesterday)))
+        case 0x0403:  // PreviousDayConsumptionDelivered: of the new occupant only, from the Change of Tenancy on
+            return .uint24(UInt32(clamping: LoadProfile.dailyTotal(device: meter, type: meterType, day: now.dayNumber - 1, since: since)))
         default: return nil
         }
     }
