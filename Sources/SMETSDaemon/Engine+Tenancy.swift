@@ -223,3 +223,48 @@ enum JSONEncoderShim {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try JSONEncoder().encode(value)) }
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T { try JSONDecoder().decode(type, from: Data(bytes)) }
 }
+
+extension Engine {
+    /// The most settings a display holds, and the longest key and value: the consumer's keypad, not
+    /// a database.
+    static let maxConsumerSettings = 32, maxConsumerSettingKey = 32, maxConsumerSettingValue = 64
+
+    /// The consumer changes settings on a display (budgets, alerts, brightness): consumer data that a
+    /// Change of Tenancy clears (bit 9) where the model keeps it. Returns every setting held after.
+    public func setConsumerSettings(_ id: EUI64, _ changes: [String: String]) throws -> [String: String] {
+        let device = try requireDevice(id)
+        guard device.type.isDisplay else { throw DomainError(.invalidState, "\(id) is a \(device.type); consumer settings are made on a PPMID or an IHD") }
+        guard model(for: device)?.keepsSet.contains(.consumerData) == true else {
+            throw DomainError(.invalidState, "model \(device.modelKey) keeps no consumer data (keeps has no consumerData)")
+        }
+        for (key, value) in changes {
+            guard (1...Self.maxConsumerSettingKey).contains(key.utf8.count), key.utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) else {
+                throw DomainError(.invalidState, "setting name '\(key.prefix(40))' must be 1...\(Self.maxConsumerSettingKey) printable ASCII characters")
+            }
+            guard value.utf8.count <= Self.maxConsumerSettingValue else {
+                throw DomainError(.invalidState, "setting \(key): the value is over \(Self.maxConsumerSettingValue) bytes")
+            }
+        }
+        let now = self.now()
+        let settings = try serialized { _ in
+            try store.write { tx -> [String: String] in
+                let held = try tx.consumerSettings(device: id)
+                guard held.merging(changes, uniquingKeysWith: { $1 }).count <= Self.maxConsumerSettings else {
+                    throw DomainError(.invalidState, "a display holds at most \(Self.maxConsumerSettings) settings")
+                }
+                for (key, value) in changes { try tx.saveConsumerSetting(device: id, key: key, value: value, at: now) }
+                return try tx.consumerSettings(device: id)
+            }
+        }
+        if !changes.isEmpty {
+            // The names only: what the consumer chose is theirs.
+            events.publish(.displaySettingsChanged, device: id, time: now, data: ["changed": .array(changes.keys.sorted().map { .string($0) })])
+        }
+        return settings
+    }
+
+    public func consumerSettings(_ id: EUI64) throws -> [String: String] {
+        _ = try requireDevice(id)
+        return try store.read { try $0.consumerSettings(device: id) }
+    }
+}

@@ -207,6 +207,28 @@ import Testing
         #expect(change.providerID == 0x0000_ABCD)
     }
 
+    // Every category filled by a real flow: the consumer's settings at the keypad go with bit 9, those
+    // made after T stay.
+    @Test func consumerSettingsMadeBeforeTheChangeGoAndLaterOnesStay() throws {
+        let daemon = try DaemonHarness().start()
+        defer { daemon.stop() }
+        _ = try daemon.call("clock.set", ["time": "2031-06-01T12:00:00Z"])
+        let set = try daemon.call("display.settings", ["device": .string(ppmid1), "set": ["budget": "300", "alert": "on"]])
+        #expect(set["settings"]?["budget"]?.stringValue == "300")
+        #expect(try counts(daemon, ppmid1)["consumerSettings"]?.intValue == 2)
+        _ = try daemon.call("tenancy.change", ["premises": "P0001", "implementationTime": "2031-06-01T13:00:00Z"])
+        _ = try daemon.call("clock.advance", ["minutes": 90])
+        #expect(try counts(daemon, ppmid1)["consumerSettings"]?.intValue == 0)
+        _ = try daemon.call("display.settings", ["device": .string(ppmid1), "set": ["budget": "200"]])
+        _ = try daemon.call("clock.advance", ["days": 1])
+        let after = try daemon.call("display.settings", ["device": .string(ppmid1)])
+        #expect(after["settings"] == ["budget": "200"], "the new occupant's setting stays")
+        // Refusals: a meter has no keypad settings; limits are named.
+        #expect(throws: (any Error).self) { try daemon.call("display.settings", ["device": .string(esme1), "set": ["a": "b"]]) }
+        #expect(throws: (any Error).self) { try daemon.call("display.settings", ["device": .string(ppmid1), "set": ["a b": "c"]]) }
+        #expect(throws: (any Error).self) { try daemon.call("display.settings", ["device": .string(ppmid1), "set": ["a": .int(1)]]) }
+    }
+
     func hexBytes(_ text: String) -> [UInt8]? {
         let chars = Array(text.utf8)
         guard chars.count % 2 == 0 else { return nil }
