@@ -43,7 +43,10 @@ extension Engine {
         var traced: [EUI64] = []
         let issuerEvent = UInt32(truncatingIfNeeded: now.unixSeconds)
         let providers = try store.read { tx in try ids.map { try tx.supplier(premises: $0).flatMap { UInt32($0, radix: 16) } ?? 0 } }
-        try state.withLock { state in
+        // Planned on a snapshot, outside the state lock: over 10,000 premises this loop takes long
+        // enough to stall every HAN read if it held the lock.
+        do {
+            let state = snapshot()
             for (premises, provider) in zip(ids, providers) {
                 guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
                 let devices = members.compactMap { state.devices[$0] }
