@@ -1,5 +1,8 @@
 /// The kinds of occupant data a display device (PPMID, IHD) may keep, and the Change of Tenancy
-/// control bit that clears each (ZCL Device Management, tenancy change control bitmap).
+/// control bit that clears each (ZCL Device Management, tenancy change control bitmap). SECMP0056
+/// requires historic consumption and supplier messages to be cleared; top-up history and
+/// debt-recovery data are functions some devices add beyond SMETS, and clearing them is "a matter for
+/// the Supplier and its Device Manufacturer": a model says what it keeps and what it clears.
 public enum DataCategory: String, CaseIterable, Sendable, Codable, Hashable, CustomStringConvertible {
     /// Historic consumption the device displays (bit 8, clear historical load profile).
     case consumptionHistory
@@ -7,9 +10,9 @@ public enum DataCategory: String, CaseIterable, Sendable, Codable, Hashable, Cus
     case consumerData
     /// Messages from the supplier (bit 10, clear IHD data (supplier)).
     case supplierMessages
-    /// Top-up history (bit 13, clear transaction log).
+    /// Top-up history, beyond SMETS (bit 13, clear transaction log).
     case topUpLog
-    /// Debt-recovery data (bit 14, clear prepayment log).
+    /// Debt-recovery data, beyond SMETS (bit 14, clear prepayment log).
     case debtLog
 
     public var tenancyControlBit: Int {
@@ -25,11 +28,17 @@ public enum DataCategory: String, CaseIterable, Sendable, Codable, Hashable, Cus
     public var description: String { rawValue }
 }
 
-/// SECMP0056: what a display device clears on Change of Tenancy.
+/// SECMP0056: what a device clears on Change of Tenancy.
 public enum TenancyRules {
-    /// The categories that `control` (the PublishChangeOfTenancy bitmap) selects and the model keeps.
+    /// The categories that `control` (the PublishChangeOfTenancy bitmap) selects among those the
+    /// device clears (a model's `clearsSet`: none before the specification version that brought it).
     public static func categoriesToClear(control: UInt32, keeps: Set<DataCategory>) -> Set<DataCategory> {
         Set(DataCategory.allCases.filter { control & (1 << UInt32($0.tenancyControlBit)) != 0 && keeps.contains($0) })
+    }
+
+    /// A meter's share: the copies of the supplier's messages it sent the displays go with bit 10.
+    public static func meterCategoriesToClear(control: UInt32) -> Set<DataCategory> {
+        control & (1 << UInt32(DataCategory.supplierMessages.tenancyControlBit)) != 0 ? [.supplierMessages] : []
     }
 
     /// The bitmap that selects every category SECMP0056 names: consumption, consumer and supplier

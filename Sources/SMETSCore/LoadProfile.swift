@@ -38,6 +38,15 @@ public enum LoadProfile {
         cumulative(device: device, type: type, at: .startOfDay(day + 1)) - cumulative(device: device, type: type, at: .startOfDay(day))
     }
 
+    /// Consumption on virtual day `day` from `since` on, when `since` falls inside it (the day of a
+    /// Change of Tenancy belongs to the new occupant only from its time), 0 when the day ended before it.
+    public static func dailyTotal(device: EUI64, type: DeviceType, day: Int64, since: Timestamp?) -> Int64 {
+        let start = Timestamp.startOfDay(day), end = Timestamp.startOfDay(day + 1)
+        guard let since, since > start else { return dailyTotal(device: device, type: type, day: day) }
+        guard since < end else { return 0 }
+        return cumulative(device: device, type: type, at: end) - cumulative(device: device, type: type, at: since)
+    }
+
     /// Instantaneous demand at `time`, in W (or L/h).
     public static func instantaneousDemand(device: EUI64, type: DeviceType, at time: Timestamp) -> Int64 {
         let hour = Int((time.unixMillis % 86_400_000 + 86_400_000) % 86_400_000 / 3_600_000)

@@ -72,7 +72,7 @@ public final class AccessPolicy: Sendable {
     public static let publicMethods: Set<String> = ["daemon.status"]
     /// Methods a rig may call: the HAN and device-level ones.
     public static let rigMethods: Set<String> = publicMethods.union([
-        "devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "clock.get",
+        "devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
         "events.subscribe", "events.unsubscribe", "firmware.version",
     ])
     /// Methods a MAP or a manufacturer may call; the data they see is scoped to their own assets.

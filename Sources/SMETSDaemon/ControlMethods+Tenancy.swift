@@ -4,6 +4,20 @@ import SMETSRPC
 extension ControlRouter {
     static func tenancyMethods(engine: Engine) -> [ControlMethod] {
         [
+            // The consumer at the display's keypad: settings are consumer data (Change of Tenancy bit 9).
+            ControlMethod(name: "display.settings") { params, _ in
+                let id = try params.requiredEUI("device")
+                var changes: [String: String] = [:]
+                if let set = params.object["set"], !set.isNull {
+                    guard case .object(let members) = set else { throw JSONRPCError.invalidParams("set must be an object of setting names to strings") }
+                    for (key, value) in members {
+                        guard let text = value.stringValue else { throw JSONRPCError.invalidParams("set.\(key) must be a string") }
+                        changes[key] = text
+                    }
+                }
+                let settings = changes.isEmpty ? try engine.consumerSettings(id) : try engine.setConsumerSettings(id, changes)
+                return ["device": .string(id.description), "settings": .object(settings.mapValues { .string($0) })]
+            },
             ControlMethod(name: "tenancy.change") { params, _ in
                 var premises: [String] = []
                 if let one = try params.string("premises") { premises = [one] }

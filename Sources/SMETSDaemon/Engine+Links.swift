@@ -77,6 +77,20 @@ final class FrameTraces: Sendable {
     }
 
     func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0.byDevice[device]?.inOrder ?? [] } }
+
+    /// Change of Tenancy: the devices' frames recorded at or before `cutoff` go from memory in the
+    /// same step as from the store (a trace must not show the prior occupant's messages or UTRNs).
+    /// Device Management frames stay: they carry the change itself, no occupant's data.
+    func forget(_ devices: some Sequence<EUI64>, recordedUpTo cutoff: Timestamp) {
+        rings.withLock { rings in
+            for device in devices {
+                guard let ring = rings.byDevice[device] else { continue }
+                var kept = Ring()
+                for frame in ring.inOrder where frame.time > cutoff || frame.cluster == ZCLClusterID.deviceManagement { kept.append(frame) }
+                rings.byDevice[device] = kept
+            }
+        }
+    }
 }
 
 extension Engine {

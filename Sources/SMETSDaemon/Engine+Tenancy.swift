@@ -30,48 +30,54 @@ extension Engine {
     }
 
     /// Change of Tenancy for whole premises, as ECS12 / GCS09 start it: the meter side records the
-    /// date and sends PublishChangeOfTenancy to every display on the HAN. Displays clear what the
-    /// bitmap selects at the implementation time: now (all displays in one transaction, then one WAL
-    /// scrub) or later (a durable job per display).
+    /// date and sends PublishChangeOfTenancy to every display on the HAN. At the implementation time T
+    /// (now, or a past time, clears at once; a later one is a durable job per device) each display
+    /// clears what the bitmap selects and its model clears, and the meters their copies of the
+    /// supplier's messages, of what was recorded up to T: the new occupant's data is never touched.
     public func changeTenancy(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {
         let now = self.now()
         let due = implementationTime ?? now
         var frames: [OutgoingZCL] = []
         var plans: [(EUI64, Set<DataCategory>, PendingTenancyChange)] = []
-        var meters: [EUI64] = []
+        var meters: [(EUI64, PendingTenancyChange)] = []
+        var traced: [EUI64] = []
         let issuerEvent = UInt32(truncatingIfNeeded: now.unixSeconds)
-        try state.withLock { state in
-            for premises in ids {
+        let providers = try store.read { tx in try ids.map { try tx.supplier(premises: $0).flatMap { UInt32($0, radix: 16) } ?? 0 } }
+        // Planned on a snapshot, outside the state lock: over 10,000 premises this loop takes long
+        // enough to stall every HAN read if it held the lock.
+        do {
+            let state = snapshot()
+            for (premises, provider) in zip(ids, providers) {
                 guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
                 let devices = members.compactMap { state.devices[$0] }
                 guard let meter = devices.first(where: { $0.type == .esme }) ?? devices.first(where: { $0.type == .gpf }) else {
                     throw DomainError(.invalidState, "premises \(premises) has no ESME or GPF to send PublishChangeOfTenancy")
                 }
-                meters += devices.filter(\.type.isMeterSide).map(\.id)
-                let command = PublishChangeOfTenancy(providerID: 0, issuerEventID: issuerEvent, tariffType: 0,
+                traced += devices.map(\.id)
+                meters += devices.filter(\.type.isMeterSide).map {
+                    ($0.id, PendingTenancyChange(device: $0.id.description, control: control, providerID: provider, issuerEventID: issuerEvent))
+                }
+                let command = PublishChangeOfTenancy(providerID: provider, issuerEventID: issuerEvent, tariffType: 0,
                                                      implementationTime: implementationTime?.zigbeeUTC ?? 0, tenancyChangeControl: control)
                 for display in devices where display.type.isDisplay && display.hub != nil {
                     frames.append(OutgoingZCL(from: meter.id, to: display.id, cluster: ZCLClusterID.deviceManagement,
                                               frame: ZCLFrame(command, sequenceNumber: UInt8(truncatingIfNeeded: frames.count), disableDefaultResponse: true)))
-                    let keeps = state.lab.models[display.modelKey]?.keepsSet ?? []
-                    plans.append((display.id, TenancyRules.categoriesToClear(control: control, keeps: keeps),
-                                  PendingTenancyChange(device: display.id.description, control: control, providerID: 0, issuerEventID: issuerEvent)))
+                    let clears = state.lab.models[display.modelKey]?.clearsSet ?? []
+                    plans.append((display.id, TenancyRules.categoriesToClear(control: control, keeps: clears),
+                                  PendingTenancyChange(device: display.id.description, control: control, providerID: provider, issuerEventID: issuerEvent)))
                 }
             }
         }
-        emit(frames, deliver: false)
         var cleared: [EUI64: [DataCategory: Int]] = [:]
         if due <= now {
             cleared = try serialized { state in
+                let snapshot = state
                 let result = try store.write { tx -> [EUI64: [DataCategory: Int]] in
                     for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
                     var clearing = plans.map { (device: $0.0, categories: $0.1) }
-                    // The meters' copies of the messages they sent the old occupant go too.
-                    if control & (1 << UInt32(DataCategory.supplierMessages.tenancyControlBit)) != 0 {
-                        clearing += meters.map { (device: $0, categories: [DataCategory.supplierMessages]) }
-                    }
+                    clearing += meters.map { (device: $0.0, categories: TenancyRules.meterCategoriesToClear(control: control)) }
                     // Every device of the call in this one transaction, table by table (see `clear`).
-                    let removed = try tx.clear(clearing)
+                    let removed = try tx.clear(clearing, recordedUpTo: due) { Self.consumptionAfter(due, display: $0, in: snapshot, now: now) }
                     var result: [EUI64: [DataCategory: Int]] = [:]
                     for (id, categories, _) in plans {
                         result[id] = Dictionary(uniqueKeysWithValues: categories.map { ($0, removed[id]?[$0] ?? 0) })
@@ -79,15 +85,18 @@ extension Engine {
                     return result
                 }
                 for premises in ids { state.tenancyChangedAt[premises] = due }
+                traces.forget(traced, recordedUpTo: now)
                 return result
             }
             try store.scrub()
+            emit(frames, deliver: false)
             for (id, categories, _) in plans { publishCleared(id, categories: categories, removed: cleared[id] ?? [:], now: now) }
         } else {
+            emit(frames, deliver: false)
             try serialized { state in
                 let jobs = try store.write { tx -> [ScheduledJob] in
                     for premises in ids { try tx.setTenancyChanged(premises: premises, at: due) }
-                    return try plans.map { _, _, pending in
+                    return try (plans.map(\.2) + meters.map(\.1)).map { pending in
                         try tx.insertJob(due: due, kind: JobKind.tenancyChange.rawValue, payload: String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self))
                     }
                 }
@@ -103,6 +112,14 @@ extension Engine {
         return TenancyChangeResult(premises: ids, implementationTime: due, notified: plans.map(\.0), cleared: cleared, pending: due > now)
     }
 
+    /// The display's consumption on the day that contains the Change of Tenancy, from its time on
+    /// (nil when that day has not ended yet, so there is no stored total to split).
+    static func consumptionAfter(_ change: Timestamp, display: EUI64, in state: State, now: Timestamp) -> Int64? {
+        guard change.dayNumber < now.dayNumber, let device = state.devices[display], device.type.isDisplay,
+              let meter = state.premises[device.premisesID]?.first(where: { state.devices[$0]?.type == .esme }) else { return nil }
+        return LoadProfile.dailyTotal(device: meter, type: .esme, day: change.dayNumber, since: change)
+    }
+
     /// Change of Supplier: the meter sends PublishChangeOfSupplier; the new provider is recorded and
     /// the devices stay joined, reachable and upgradable.
     public func changeSupplier(premises: String, provider: UInt32, name: String) throws -> [EUI64] {
@@ -115,7 +132,8 @@ extension Engine {
             }
             return (meter, devices.filter { $0.type.isDisplay && $0.hub != nil })
         }
-        let command = PublishChangeOfSupplier(currentProviderID: 0, issuerEventID: UInt32(truncatingIfNeeded: now.unixSeconds), tariffType: 0,
+        let current = try store.read { try $0.supplier(premises: premises) }.flatMap { UInt32($0, radix: 16) } ?? 0
+        let command = PublishChangeOfSupplier(currentProviderID: current, issuerEventID: UInt32(truncatingIfNeeded: now.unixSeconds), tariffType: 0,
                                               proposedProviderID: provider, changeTime: now.zigbeeUTC, changeControl: 0,
                                               proposedProviderName: Array(name.utf8.prefix(16)), proposedProviderContactDetails: [])
         try store.write { try $0.setSupplier(premises: premises, supplier: upperHex(provider, width: 8)) }
@@ -131,7 +149,7 @@ extension Engine {
         let pending = PendingTenancyChange(device: id.description, control: change.tenancyChangeControl,
                                            providerID: change.providerID, issuerEventID: change.issuerEventID)
         if due <= now {
-            try clearForTenancy(pending, now: now)
+            try clearForTenancy(pending, cutoff: due, now: now)
             return
         }
         let payload = String(decoding: try JSONEncoderShim.encode(pending), as: UTF8.self)
@@ -145,25 +163,44 @@ extension Engine {
 
     func runTenancyJob(_ job: ScheduledJob, state: inout State, now: Timestamp) throws {
         guard let pending = try? JSONEncoderShim.decode(PendingTenancyChange.self, from: Array(job.payload.utf8)),
-              let id = EUI64(pending.device), let device = state.devices[id], let model = state.lab.models[device.modelKey] else {
+              let id = EUI64(pending.device), let device = state.devices[id] else {
             try store.write { try $0.deleteJob(job.id) }
             return
         }
-        let categories = TenancyRules.categoriesToClear(control: pending.control, keeps: model.keepsSet)
+        let categories = Self.tenancyCategories(device, model: state.lab.models[device.modelKey], control: pending.control)
+        // What was recorded up to the implementation time goes, even when the job runs later (a clock
+        // jump): what the new occupant's days recorded after it stays.
+        let snapshot = state
         let removed = try store.write { tx -> [DataCategory: Int] in
             try tx.deleteJob(job.id)
-            return try tx.clear(categories, device: id)
+            return try tx.clear([(id, categories)], recordedUpTo: job.due) { Self.consumptionAfter(job.due, display: $0, in: snapshot, now: now) }[id] ?? [:]
         }
+        // The meter's job stands for the premises' other non-display devices in memory.
+        let forgotten = device.type.isDisplay ? [id]
+            : (state.premises[device.premisesID] ?? []).filter { state.devices[$0]?.type.isDisplay == false }
+        traces.forget(forgotten, recordedUpTo: job.due)
         try store.scrub()
-        publishCleared(id, categories: categories, removed: removed, now: now)
+        if device.type.isDisplay { publishCleared(id, categories: categories, removed: removed, now: now) }
     }
 
-    /// Clears, in one transaction, what `pending.control` selects and the device's model keeps; then
-    /// truncates the WAL so no old page image of the cleared rows survives there.
-    func clearForTenancy(_ pending: PendingTenancyChange, now: Timestamp) throws {
-        guard let id = EUI64(pending.device), let device = device(id), let model = model(for: device) else { return }
-        let categories = TenancyRules.categoriesToClear(control: pending.control, keeps: model.keepsSet)
-        let removed = try store.write { tx in try tx.clear(categories, device: id) }
+    /// What `device` clears for a PublishChangeOfTenancy with `control`: a display what the bitmap
+    /// selects among what its model clears; a meter its copies of the supplier's messages.
+    static func tenancyCategories(_ device: Device, model: DeviceModel?, control: UInt32) -> Set<DataCategory> {
+        device.type.isDisplay ? TenancyRules.categoriesToClear(control: control, keeps: model?.clearsSet ?? [])
+            : TenancyRules.meterCategoriesToClear(control: control)
+    }
+
+    /// A display given PublishChangeOfTenancy over the HAN with an implementation time now or past:
+    /// clears, in one transaction, what was recorded up to then; then truncates the WAL so no old
+    /// page image of the cleared rows survives there.
+    func clearForTenancy(_ pending: PendingTenancyChange, cutoff: Timestamp, now: Timestamp) throws {
+        guard let id = EUI64(pending.device), let device = device(id) else { return }
+        let categories = Self.tenancyCategories(device, model: model(for: device), control: pending.control)
+        let snapshot = snapshot()
+        let removed = try store.write { tx in
+            try tx.clear([(id, categories)], recordedUpTo: cutoff) { Self.consumptionAfter(cutoff, display: $0, in: snapshot, now: now) }[id] ?? [:]
+        }
+        traces.forget([id], recordedUpTo: now)
         try store.scrub()
         publishCleared(id, categories: categories, removed: removed, now: now)
     }
@@ -188,4 +225,49 @@ import Foundation
 enum JSONEncoderShim {
     static func encode<T: Encodable>(_ value: T) throws -> [UInt8] { Array(try JSONEncoder().encode(value)) }
     static func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8]) throws -> T { try JSONDecoder().decode(type, from: Data(bytes)) }
+}
+
+extension Engine {
+    /// The most settings a display holds, and the longest key and value: the consumer's keypad, not
+    /// a database.
+    static let maxConsumerSettings = 32, maxConsumerSettingKey = 32, maxConsumerSettingValue = 64
+
+    /// The consumer changes settings on a display (budgets, alerts, brightness): consumer data that a
+    /// Change of Tenancy clears (bit 9) where the model keeps it. Returns every setting held after.
+    public func setConsumerSettings(_ id: EUI64, _ changes: [String: String]) throws -> [String: String] {
+        let device = try requireDevice(id)
+        guard device.type.isDisplay else { throw DomainError(.invalidState, "\(id) is a \(device.type); consumer settings are made on a PPMID or an IHD") }
+        guard model(for: device)?.keepsSet.contains(.consumerData) == true else {
+            throw DomainError(.invalidState, "model \(device.modelKey) keeps no consumer data (keeps has no consumerData)")
+        }
+        for (key, value) in changes {
+            guard (1...Self.maxConsumerSettingKey).contains(key.utf8.count), key.utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) else {
+                throw DomainError(.invalidState, "setting name '\(key.prefix(40))' must be 1...\(Self.maxConsumerSettingKey) printable ASCII characters")
+            }
+            guard value.utf8.count <= Self.maxConsumerSettingValue else {
+                throw DomainError(.invalidState, "setting \(key): the value is over \(Self.maxConsumerSettingValue) bytes")
+            }
+        }
+        let now = self.now()
+        let settings = try serialized { _ in
+            try store.write { tx -> [String: String] in
+                let held = try tx.consumerSettings(device: id)
+                guard held.merging(changes, uniquingKeysWith: { $1 }).count <= Self.maxConsumerSettings else {
+                    throw DomainError(.invalidState, "a display holds at most \(Self.maxConsumerSettings) settings")
+                }
+                for (key, value) in changes { try tx.saveConsumerSetting(device: id, key: key, value: value, at: now) }
+                return try tx.consumerSettings(device: id)
+            }
+        }
+        if !changes.isEmpty {
+            // The names only: what the consumer chose is theirs.
+            events.publish(.displaySettingsChanged, device: id, time: now, data: ["changed": .array(changes.keys.sorted().map { .string($0) })])
+        }
+        return settings
+    }
+
+    public func consumerSettings(_ id: EUI64) throws -> [String: String] {
+        _ = try requireDevice(id)
+        return try store.read { try $0.consumerSettings(device: id) }
+    }
 }

@@ -275,8 +275,11 @@ public final class Engine: Sendable {
                 try tx.deleteJob(job.id)
                 for display in displays {
                     guard let meter = snapshot.premises[display.premisesID]?.first(where: { snapshot.devices[$0]?.type == .esme }) else { continue }
+                    // The day of a Change of Tenancy holds only what came after it (SECMP0056: the
+                    // prior occupant's part of that day is theirs, and cleared).
+                    let since = snapshot.tenancyChangedAt[display.premisesID].flatMap { $0 <= now ? $0 : nil }
                     for day in days {
-                        try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day))
+                        try tx.saveConsumptionDay(device: display.id, day: day, amount: LoadProfile.dailyTotal(device: meter, type: .esme, day: day, since: since))
                     }
                     try tx.pruneConsumption(device: display.id, before: lastDay - historyDays + 1)
                     recorded += 1

@@ -16,6 +16,7 @@ public enum EventType: String, Sendable, CaseIterable {
     case deviceLeft = "device.left"
     case deviceRemoved = "device.removed"
     case deviceStatus = "device.status"
+    case displaySettingsChanged = "display.settingsChanged"
     case firmwareAborted = "firmware.aborted"
     case firmwareActivated = "firmware.activated"
     case firmwareActivationFailed = "firmware.activationFailed"

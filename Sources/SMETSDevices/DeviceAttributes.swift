@@ -114,10 +114,8 @@ public enum DeviceAttributes {
             return .uint24(UInt32(clamping: LoadProfile.cumulative(device: meter, type: meterType, at: now)
                     - LoadProfile.cumulative(device: meter, type: meterType, at: dayStart)))
         case previousDayConsumptionDelivered:
-            // None when the day was before the Change of Tenancy.
-            let yesterday = now.dayNumber - 1
-            if let since, Timestamp.startOfDay(yesterday) < since { return .uint24(0) }
-            return .uint24(UInt32(clamping: LoadProfile.dailyTotal(device: meter, type: meterType, day: yesterday)))
+            // Of the new occupant only, from the Change of Tenancy on.
+            return .uint24(UInt32(clamping: LoadProfile.dailyTotal(device: meter, type: meterType, day: now.dayNumber - 1, since: since)))
         default: return nil
         }
     }

@@ -151,9 +151,11 @@ extension StoreTransaction {
         }
     }
 
-    public func saveConsumerSetting(device: EUI64, key settingKey: String, value: String) throws {
-        try db.execute(sql: "INSERT INTO consumer_setting (device, key, value) VALUES (?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value",
-                       arguments: [key(device), settingKey, value])
+    /// A setting the consumer made on the display at `time` (Change of Tenancy clears those made
+    /// up to its date).
+    public func saveConsumerSetting(device: EUI64, key settingKey: String, value: String, at time: Timestamp = Timestamp(unixMillis: 0)) throws {
+        try db.execute(sql: "INSERT INTO consumer_setting (device, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                       arguments: [key(device), settingKey, value, time.unixMillis])
     }
 
     public func consumerSettings(device: EUI64) throws -> [String: String] {
@@ -201,22 +203,43 @@ extension StoreTransaction {
     /// of premises): table by table, so that each B-tree's pages stay in the cache while its devices'
     /// rows go, one cached `DELETE ... WHERE device = ?` per device, so that each device's count is
     /// known. A device listed twice has its counts added up.
-    public func clear(_ plans: [(device: EUI64, categories: Set<DataCategory>)]) throws -> [EUI64: [DataCategory: Int]] {
+    ///
+    /// With `cutoff`, only what was recorded at or before it goes (SECMP0056: a Change of Tenancy at T
+    /// clears the prior occupant's data, never the new occupant's after T). The consumption day that
+    /// contains T is split: `dayAfter` gives that day's consumption after T for a device, which
+    /// replaces the stored total (nil leaves the row to be deleted).
+    public func clear(_ plans: [(device: EUI64, categories: Set<DataCategory>)], recordedUpTo cutoff: Timestamp? = nil,
+                      dayAfter: (EUI64) -> Int64? = { _ in nil }) throws -> [EUI64: [DataCategory: Int]] {
         var removed: [EUI64: [DataCategory: Int]] = [:]
         removed.reserveCapacity(plans.count)
+        let cutoffMillis = cutoff?.unixMillis ?? Int64.max
+        let cutoffDay = cutoff?.dayNumber ?? Int64.max
         for category in DataCategory.allCases.sorted(by: { $0.rawValue < $1.rawValue }) {
-            let table = switch category {
-            case .consumptionHistory: "consumption_day"
-            case .consumerData: "consumer_setting"
-            case .supplierMessages: "message"
-            case .topUpLog: "top_up"
-            case .debtLog: "debt_record"
-            }
             // Cached: compiling the statement for every device cost as much as the deletes themselves.
-            let delete = try db.cachedStatement(sql: "DELETE FROM \(table) WHERE device = ?")
+            let sql = switch category {
+            case .consumptionHistory: "DELETE FROM consumption_day WHERE device = ? AND day < ?"
+            case .consumerData: "DELETE FROM consumer_setting WHERE device = ? AND updated_at <= ?"
+            case .supplierMessages: "DELETE FROM message WHERE device = ? AND received_at <= ?"
+            case .topUpLog: "DELETE FROM top_up WHERE device = ? AND time <= ?"
+            case .debtLog: "DELETE FROM debt_record WHERE device = ? AND time <= ?"
+            }
+            let delete = try db.cachedStatement(sql: sql)
+            let split = category == .consumptionHistory && cutoff != nil
+                ? try db.cachedStatement(sql: "UPDATE consumption_day SET amount = ? WHERE device = ? AND day = ?") : nil
+            let dropSplitDay = category == .consumptionHistory && cutoff != nil
+                ? try db.cachedStatement(sql: "DELETE FROM consumption_day WHERE device = ? AND day = ?") : nil
             for (device, categories) in plans where categories.contains(category) {
-                try delete.execute(arguments: [key(device)])
-                removed[device, default: [:]][category, default: 0] += db.changesCount
+                try delete.execute(arguments: [key(device), category == .consumptionHistory ? cutoffDay : cutoffMillis])
+                var count = db.changesCount
+                if let split, let dropSplitDay {
+                    if let after = dayAfter(device) {
+                        try split.execute(arguments: [after, key(device), cutoffDay])
+                    } else {
+                        try dropSplitDay.execute(arguments: [key(device), cutoffDay])
+                        count += db.changesCount
+                    }
+                }
+                removed[device, default: [:]][category, default: 0] += count
             }
         }
         return removed

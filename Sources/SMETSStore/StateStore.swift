@@ -124,6 +124,10 @@ public final class StateStore: Sendable {
                 """)
         }
         migrator.registerMigration("v2-firmware") { db in try FirmwareSchema.create(db) }
+        // When the consumer made a setting, so that a Change of Tenancy at T clears only those made up to T.
+        migrator.registerMigration("v3-consumer-setting-time") { db in
+            try db.execute(sql: "ALTER TABLE consumer_setting ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 }

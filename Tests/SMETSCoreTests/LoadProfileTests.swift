@@ -107,4 +107,23 @@ struct LoadProfileTests {
         #expect(LoadProfile.instantaneousDemand(device: meter, type: .esme, at: Timestamp(unixMillis: -1)) > 0,
                 "demand is defined before 1970 too")
     }
+
+    @Test("SECMP0056: the day of a Change of Tenancy splits at its time; the parts add up to the day")
+    func daySplitAtTheChange() {
+        for (meter, type) in Self.meters {
+            let whole = LoadProfile.dailyTotal(device: meter, type: type, day: Self.day)
+            let start = Timestamp.startOfDay(Self.day)
+            for hour: Int64 in [1, 7, 13, 23] {
+                let change = Timestamp(unixMillis: start.unixMillis + hour * 3_600_000 + 1_234)
+                let after = LoadProfile.dailyTotal(device: meter, type: type, day: Self.day, since: change)
+                let before = LoadProfile.cumulative(device: meter, type: type, at: change) - LoadProfile.cumulative(device: meter, type: type, at: start)
+                #expect(before + after == whole)
+                #expect(after < whole && after > 0)
+            }
+            #expect(LoadProfile.dailyTotal(device: meter, type: type, day: Self.day, since: nil) == whole)
+            #expect(LoadProfile.dailyTotal(device: meter, type: type, day: Self.day, since: start) == whole, "a change at midnight leaves the day whole")
+            #expect(LoadProfile.dailyTotal(device: meter, type: type, day: Self.day, since: .startOfDay(Self.day - 3)) == whole)
+            #expect(LoadProfile.dailyTotal(device: meter, type: type, day: Self.day, since: .startOfDay(Self.day + 1)) == 0, "a day before the change is the prior occupant's")
+        }
+    }
 }

@@ -105,6 +105,13 @@ struct TenancyRulesTests {
         #expect(TenancyRules.categoriesToClear(control: .max, keeps: Set(DataCategory.allCases)) == Set(DataCategory.allCases))
     }
 
+    @Test("SECMP0056: a meter clears its copies of the supplier's messages with bit 10 only")
+    func meterShare() {
+        #expect(TenancyRules.meterCategoriesToClear(control: 1 << 10) == [.supplierMessages])
+        #expect(TenancyRules.meterCategoriesToClear(control: TenancyRules.clearAllOccupantData) == [.supplierMessages])
+        #expect(TenancyRules.meterCategoriesToClear(control: 1 << 8 | 1 << 13 | 1 << 14).isEmpty)
+    }
+
     @Test("a model keeps only some categories: only those are cleared")
     func modelKeepsSome() throws {
         let ppmid = try shippedModel("brightview-ppmid")

@@ -40,6 +40,7 @@ METHODS = {
     "han.send": {"from": "00-DB-12-34-56-78-00-02", "to": PPMID, "cluster": "0000", "zcl": "000100000004"},
     "han.trace": {"device": PPMID},
     "han.topUp": {"device": PPMID, "code": "12345678901234500150"},
+    "display.settings": {"device": PPMID},
     "clock.get": {},
     "clock.set": {"time": "2030-01-01T00:00:00Z"},
     "clock.advance": {"seconds": 1},
@@ -58,7 +59,7 @@ METHODS = {
     "firmware.images": {},
 }
 PUBLIC = {"daemon.status"}
-RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "clock.get",
+RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
                         "events.subscribe", "events.unsubscribe", "firmware.version"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 
