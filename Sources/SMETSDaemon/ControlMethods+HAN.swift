@@ -23,14 +23,14 @@ extension ControlRouter {
                 guard let frame = try? ZCLFrame(decoding: zcl) else { throw JSONRPCError.invalidParams("zcl is not a ZCL frame") }
                 // A frame the device could not send (a meter's message it could not keep) is the caller's error.
                 if let error = engine.emit([OutgoingZCL(from: from, to: to, cluster: cluster, frame: frame)]).first { throw error }
-                return ["sent": true, "trace": .array(engine.trace(from, limit: 10))]
+                return ["sent": true, "trace": .array(traceJSON(engine.tracedFrames(from, limit: 10)))]
             },
             ControlMethod(name: "han.trace") { params, _ in
                 let id = try params.requiredEUI("device")
                 _ = try engine.requireDevice(id)
                 let limit = Int(try params.int("limit") ?? 50)
                 guard (1...FrameTraces.perDevice).contains(limit) else { throw JSONRPCError.invalidParams("limit must be 1...\(FrameTraces.perDevice)") }
-                return ["device": .string(id.description), "frames": .array(engine.trace(id, limit: limit))]
+                return ["device": .string(id.description), "frames": .array(traceJSON(engine.tracedFrames(id, limit: limit)))]
             },
             // A PPMID tops up at its premises' meter: ConsumerTopUp over the HAN, answered by the meter.
             ControlMethod(name: "han.topUp") { params, _ in
@@ -43,6 +43,19 @@ extension ControlRouter {
                 ]
             },
         ]
+    }
+}
+
+extension ControlRouter {
+    /// Traced frames as `han.trace` and `han.send` return them: named, with time, direction and peer.
+    static func traceJSON(_ frames: [TracedFrame]) -> [JSONValue] {
+        frames.map { frame in
+            var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl)
+            data["time"] = .string(frame.time.rfc3339)
+            data["direction"] = .string(frame.direction.rawValue)
+            data["peer"] = .string(frame.peer.description)
+            return .object(data)
+        }
     }
 }
 

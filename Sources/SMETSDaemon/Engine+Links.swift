@@ -174,15 +174,8 @@ extension Engine {
         events.publish(.hanFrame, device: device, time: now, data: data, log: false)
     }
 
-    public func trace(_ device: EUI64, limit: Int) -> [JSONValue] {
-        traces.frames(device).suffix(limit).map { frame in
-            var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl)
-            data["time"] = .string(frame.time.rfc3339)
-            data["direction"] = .string(frame.direction.rawValue)
-            data["peer"] = .string(frame.peer.description)
-            return .object(data)
-        }
-    }
+    /// The last `limit` frames of `device`, oldest first (shaped for the control API in ControlMethods+HAN).
+    public func tracedFrames(_ device: EUI64, limit: Int) -> [TracedFrame] { Array(traces.frames(device).suffix(limit)) }
 }
 
 /// Names for frames in traces and events, so people read `DisplayMessage`, not `0x00`.
