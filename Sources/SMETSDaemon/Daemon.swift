@@ -129,28 +129,8 @@ public final class Daemon: Sendable {
             let counts = engine.counts, connections = counter.current
             return "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
         }
-        info.setState("ready")
-        _ = notifier.ready(status: statusLine())
-        let readyMillis = RealTime.now().unixMillis - started.unixMillis
-        logger.info("smetsd is ready", metadata: [
-            "event": "daemon.ready", "devices": .stringConvertible(engine.counts.devices), "startup_ms": .stringConvertible(readyMillis),
-            "control_socket": .string(controlPath), "state_file": .string(store.path), "virtual_time": .string(engine.now().rfc3339),
-        ])
-
-        // Watchdog pings and STATUS refreshes, both cheap and only when systemd asked for them.
-        let loop = group.next()
-        var repeating: [RepeatedTask] = []
-        if let interval = SystemdNotifier.watchdogInterval() {
-            let notifier = self.notifier
-            let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
-            repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
-        }
-        if SystemdNotifier.isAvailable {
-            let notifier = self.notifier
-            repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in _ = notifier.status(statusLine()) })
-        }
-
-        // Signals arrive on one dispatch queue; the handlers only hop to work elsewhere.
+        // Signals arrive on one dispatch queue; the handlers only hop to work elsewhere. They are in place
+        // before anyone can see "ready": a SIGTERM sent between the two would otherwise be ignored and lost.
         let stop = DispatchSemaphore(value: 0)
         let signalQueue = DispatchQueue(label: "smetsd.signals")
         var sources: [any DispatchSourceSignal] = []
@@ -177,6 +157,27 @@ public final class Daemon: Sendable {
             }
             source.resume()
             sources.append(source)
+        }
+
+        info.setState("ready")
+        _ = notifier.ready(status: statusLine())
+        let readyMillis = RealTime.now().unixMillis - started.unixMillis
+        logger.info("smetsd is ready", metadata: [
+            "event": "daemon.ready", "devices": .stringConvertible(engine.counts.devices), "startup_ms": .stringConvertible(readyMillis),
+            "control_socket": .string(controlPath), "state_file": .string(store.path), "virtual_time": .string(engine.now().rfc3339),
+        ])
+
+        // Watchdog pings and STATUS refreshes, both cheap and only when systemd asked for them.
+        let loop = group.next()
+        var repeating: [RepeatedTask] = []
+        if let interval = SystemdNotifier.watchdogInterval() {
+            let notifier = self.notifier
+            let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
+            repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
+        }
+        if SystemdNotifier.isAvailable {
+            let notifier = self.notifier
+            repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in _ = notifier.status(statusLine()) })
         }
 
         stop.wait()
