@@ -1,6 +1,5 @@
 import SMETSCore
 import SMETSDevices
-import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
@@ -197,8 +196,8 @@ enum FrameNames {
         "0019/1/07": "UpgradeEndResponse",
     ]
 
-    static func describe(cluster: UInt16, zcl: [UInt8]) -> [String: JSONValue] {
-        var data: [String: JSONValue] = [
+    static func describe(cluster: UInt16, zcl: [UInt8]) -> [String: EventValue] {
+        var data: [String: EventValue] = [
             "cluster": .string(upperHex(cluster, width: 4)), "clusterName": .string(clusters[cluster] ?? "unknown"),
             "zcl": .string(zcl.map { upperHex($0, width: 2) }.joined()),
         ]
@@ -211,6 +210,8 @@ enum FrameNames {
             let name: String = switch frame.header.commandID {
             case 0x00: "ReadAttributes"
             case 0x01: "ReadAttributesResponse"
+            case 0x02: "WriteAttributes"
+            case 0x04: "WriteAttributesResponse"
             case 0x0B: "DefaultResponse"
             default: "Global 0x" + upperHex(frame.header.commandID, width: 2)
             }

@@ -1,6 +1,5 @@
 import Logging
 import SMETSCore
-import SMETSRPC
 import Synchronization
 
 /// Every kind of event the daemon publishes: the `type` subscribers filter on and the journal's
@@ -37,11 +36,53 @@ public enum EventType: String, Sendable, CaseIterable {
     case hanFrame = "han.frame"
     case labGenerated = "lab.generated"
     case messageDisplayed = "message.displayed"
+    case prepaymentDebtAccrued = "prepayment.debtAccrued"
+    case prepaymentDebtRecovered = "prepayment.debtRecovered"
     case prepaymentToppedUp = "prepayment.toppedUp"
     case supplierChanged = "supplier.changed"
     case tenancyChanged = "tenancy.changed"
     case tenancyCleared = "tenancy.cleared"
     case tenancyScheduled = "tenancy.scheduled"
+}
+
+/// One value of an event's data: typed, not JSON. The control API shapes it as JSON at its edge
+/// (ControlMethods+Events.swift); the log writes it as a field.
+public enum EventValue: Sendable, Hashable, ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByBooleanLiteral {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+    case array([EventValue])
+    case object([String: EventValue])
+    case null
+
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int64) { self = .int(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+
+    /// The value as a log field: a string as it is, anything else as compact JSON.
+    var logText: String {
+        if case .string(let text) = self { return text }
+        return jsonText
+    }
+
+    private var jsonText: String {
+        switch self {
+        case .string(let text):
+            "\"" + text.unicodeScalars.map { scalar -> String in
+                switch scalar {
+                case "\"": "\\\""
+                case "\\": "\\\\"
+                case _ where scalar.value < 0x20: "\\u" + upperHex(scalar.value, width: 4)
+                default: String(scalar)
+                }
+            }.joined() + "\""
+        case .int(let number): String(number)
+        case .bool(let flag): String(flag)
+        case .array(let values): "[" + values.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let members): "{" + members.sorted { $0.key < $1.key }.map { EventValue.string($0.key).jsonText + ":" + $0.value.jsonText }.joined(separator: ",") + "}"
+        case .null: "null"
+        }
+    }
 }
 
 /// Something that happened in the emulated system, pushed to `events.subscribe` clients and logged.
@@ -50,15 +91,7 @@ public struct DaemonEvent: Sendable {
     public var time: Timestamp
     public var type: String
     public var device: EUI64?
-    public var data: [String: JSONValue]
-
-    public var json: JSONValue {
-        var object: [String: JSONValue] = [
-            "seq": .int(seq), "time": .string(time.rfc3339), "type": .string(type), "data": .object(data),
-        ]
-        object["device"] = device.map { .string($0.description) } ?? .null
-        return .object(object)
-    }
+    public var data: [String: EventValue]
 }
 
 /// Fans events out to subscribers and to the log (one structured line or journald entry each).
@@ -91,7 +124,7 @@ public final class EventHub: Sendable {
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }
 
     /// Publishes an event. `log` false keeps chatty events (every HAN frame) out of the journal.
-    public func publish(_ kind: EventType, device: EUI64? = nil, time: Timestamp, data: [String: JSONValue] = [:],
+    public func publish(_ kind: EventType, device: EUI64? = nil, time: Timestamp, data: [String: EventValue] = [:],
                         level: Logger.Level = .info, message: String? = nil, log: Bool = true) {
         let type = kind.rawValue
         let (event, sinks) = state.withLock { state -> (DaemonEvent, [Sink]) in
@@ -109,7 +142,7 @@ public final class EventHub: Sendable {
                 case .int(let number): metadata[key] = .stringConvertible(number)
                 case .bool(let flag): metadata[key] = .stringConvertible(flag)
                 case .null: continue
-                default: metadata[key] = .string(value.serialized())
+                default: metadata[key] = .string(value.logText)
                 }
             }
             logger.log(level: level, "\(message ?? type)", metadata: metadata)

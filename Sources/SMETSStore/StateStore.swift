@@ -128,6 +128,13 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v3-consumer-setting-time") { db in
             try db.execute(sql: "ALTER TABLE consumer_setting ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0")
         }
+        // A meter's time-based debt (added each day) and payment-based recovery (a share of each top-up).
+        migrator.registerMigration("v4-debt-recovery") { db in
+            try db.execute(sql: """
+                ALTER TABLE prepayment ADD COLUMN debt_per_day INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE prepayment ADD COLUMN recovery_percent INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         return migrator
     }
 }
