@@ -102,6 +102,8 @@ public final class EventHub: Sendable {
 
     private let state = Mutex(State())
     private let logger: Logger
+    /// How many subscribers take `han.frame`, kept beside the lock: every HAN frame asks, twice a round trip.
+    private let frameListeners = Atomic<Int>(0)
 
     public init(logger: Logger) { self.logger = logger }
 
@@ -110,15 +112,27 @@ public final class EventHub: Sendable {
         state.withLock { state in
             state.nextID += 1
             state.subscribers[state.nextID] = Subscriber(types: types, sink: sink)
+            countFrameListeners(state)
             return state.nextID
         }
     }
 
-    public func unsubscribe(_ id: Int) { state.withLock { _ = $0.subscribers.removeValue(forKey: id) } }
+    public func unsubscribe(_ id: Int) {
+        state.withLock { state in
+            _ = state.subscribers.removeValue(forKey: id)
+            countFrameListeners(state)
+        }
+    }
+
+    /// Called under the lock, so the count follows the subscribers in their order.
+    private func countFrameListeners(_ state: State) {
+        frameListeners.store(state.subscribers.values.count { $0.types?.contains(EventType.hanFrame.rawValue) ?? true }, ordering: .relaxed)
+    }
 
     /// Whether anyone listens for `type`: lets hot paths skip building events nobody reads.
     public func hasSubscribers(for type: EventType) -> Bool {
-        state.withLock { $0.subscribers.values.contains { $0.types?.contains(type.rawValue) ?? true } }
+        if type == .hanFrame { return frameListeners.load(ordering: .relaxed) > 0 }
+        return state.withLock { $0.subscribers.values.contains { $0.types?.contains(type.rawValue) ?? true } }
     }
 
     public var subscriberCount: Int { state.withLock { $0.subscribers.count } }

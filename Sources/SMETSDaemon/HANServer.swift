@@ -243,8 +243,8 @@ final class HANChannelHandler: ChannelInboundHandler {
     }
 
     private func dispatch(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
-        engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
+        let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
         let rig = data.source, endpoint = data.sourceEndpoint
         let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
@@ -257,24 +257,16 @@ final class HANChannelHandler: ChannelInboundHandler {
         let blocking = if case .blocking = handling { true } else { false }
         switch (machine.route(blocking: blocking), handling) {
         case (.emitNow, .now(let replies)):
-            emitOnPool(addressed(replies))
+            // The request and its answers are traced together (one clock read, one trace lock).
+            let pool = self.pool
+            engine.emit(addressed(replies), answering: incoming, deliverLater: { work in pool.submit { _ in work() } })
         case (.enqueue, .now(let replies)):
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(replies) }, context: context)
         case (_, .blocking(let produce)):
             // The machine never routes blocking work to .emitNow.
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(produce()) }, context: context)
-        }
-    }
-
-    /// Replies computed on the loop still go out through `emit`, which may hand them to another
-    /// emulated device (a blocking write): fast path for the common case of a rig as the peer.
-    private func emitOnPool(_ replies: [OutgoingZCL]) {
-        guard !replies.isEmpty else { return }
-        if replies.allSatisfy({ engine.device($0.to) == nil }) {
-            engine.emit(replies)
-        } else {
-            let engine = self.engine
-            pool.submit { _ in engine.emit(replies) }
         }
     }
 
