@@ -133,6 +133,8 @@ public final class StateStore: Sendable {
             try db.execute(sql: """
                 ALTER TABLE prepayment ADD COLUMN debt_per_day INTEGER NOT NULL DEFAULT 0;
                 ALTER TABLE prepayment ADD COLUMN recovery_percent INTEGER NOT NULL DEFAULT 0;
+                -- The daily rollover reads only the meters that accrue, not every meter of a large lab.
+                CREATE INDEX prepayment_accruing ON prepayment (device) WHERE debt_per_day > 0;
                 """)
         }
         return migrator
