@@ -1,5 +1,6 @@
 import Foundation
 import SMETSCore
+@testable import SMETSConfig
 @testable import SMETSDaemon
 import Testing
 
