@@ -213,7 +213,10 @@ extension Daemon {
     /// The store's health, as a log line and systemd STATUS= when it changes: degraded at the first write
     /// the disk refuses, recovered at the first it takes again.
     static func watchStorage(store: StateStore, notifier: SystemdNotifier, logger: Logger, statusLine: @escaping @Sendable () -> String) {
-        store.health.observe { degraded in
+        // Told on the thread of the write that changed it, maybe under the engine's locks: the log line
+        // and the STATUS (which reads the engine's counts) go out from a serial queue, in order.
+        let queue = DispatchQueue(label: "smetsd.storage-health")
+        @Sendable func report(_ degraded: StoreHealth.Degraded?) {
             if let degraded {
                 logger.error("the state folder refuses writes; serving reads and refusing changes until it recovers", metadata: [
                     "event": "store.degraded", "fault": .string(degraded.fault.rawValue), "error": .string(degraded.detail),
@@ -224,6 +227,7 @@ extension Daemon {
             }
             _ = notifier.status(statusLine())
         }
+        store.health.observe { degraded in queue.async { report(degraded) } }
     }
 
     /// One line per reload, naming the settings it applied and those that wait for a restart
