@@ -78,6 +78,7 @@ final class HANServer: Sendable {
         let engine = self.engine, pool = self.pool, counter = self.counter, settings = self.settings, links = self.links
         let access = self.access
         return ServerBootstrap(group: group)
+            .backingOffAccept(listener: impliedDevice.map { "devices/\($0).sock" } ?? "han.sock", logger: logger)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             // A rig that stops reading its answers stops being read: its requests wait in the kernel,

@@ -1,3 +1,4 @@
+import Foundation
 import GRDB
 import SMETSCore
 
@@ -11,6 +12,8 @@ public final class StateStore: Sendable {
     public let path: String
     let pool: DatabasePool
     let hooks: StoreHooks
+    /// Whether writes succeed now (a full, read-only or failing disk degrades it; see StoreHealth).
+    public let health = StoreHealth()
 
     /// Opens (creating if needed) the state in `directory` and brings its schema up to date.
     /// - Parameters:
@@ -37,11 +40,28 @@ public final class StateStore: Sendable {
 
     /// Runs `body` in one write transaction; it is durable when this returns.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try pool.write { db in
-            let result = try body(StoreTransaction(db: db))
-            // After the body, so that a failure here rolls back everything the body wrote.
-            try hooks.beforeCommit?()
+        do {
+            let result = try pool.write { db in
+                let result = try body(StoreTransaction(db: db))
+                // After the body, so that a failure here rolls back everything the body wrote.
+                try hooks.beforeCommit?()
+                return result
+            }
+            health.succeeded()
             return result
+        } catch {
+            if let fault = StorageFault(error) { health.failed(fault, error) }
+            throw error
+        }
+    }
+
+    /// The smallest durable write (one row of `meta`, fsync'd): whether the disk takes writes again.
+    /// The daemon runs it every few seconds while the store is degraded, so writes resume by
+    /// themselves once space returns, without waiting for a caller to try.
+    public func probe() throws {
+        try write { transaction in
+            try transaction.db.execute(sql: "INSERT INTO meta (key, value) VALUES ('probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                       arguments: [String(Date().timeIntervalSince1970)])
         }
     }
 
@@ -53,8 +73,13 @@ public final class StateStore: Sendable {
     /// Moves every WAL frame into the database and truncates the WAL to zero bytes, so that no old
     /// page image (holding data since deleted) survives in it.
     public func scrub() throws {
-        try pool.writeWithoutTransaction { db in
-            _ = try db.checkpoint(.truncate)
+        do {
+            try pool.writeWithoutTransaction { db in
+                _ = try db.checkpoint(.truncate)
+            }
+        } catch {
+            if let fault = StorageFault(error) { health.failed(fault, error) }
+            throw error
         }
     }
 

@@ -58,6 +58,10 @@ METHODS = {
     "firmware.activate": {},
     "firmware.check": {},
     "firmware.images": {},
+    "firmware.upload.begin": {"size": 1},
+    "firmware.upload.chunk": {},
+    "firmware.upload.commit": {},
+    "firmware.upload.discard": {},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
