@@ -59,6 +59,44 @@ public struct FirmwareUpdateResult: Sendable {
     public var checks: [FirmwareCheck]
     public var activateAt: Timestamp?
     public var firmwareVersion: FirmwareVersion?
+
+    /// The outcome from the device's last OTA step once the hub's transfer of `offered` is over.
+    mutating func describe(_ last: OTAClient.Step?, offered: FirmwareVersion, endStatus: UInt8?) {
+        switch last {
+        case .activated(let version)? where version != offered:
+            // A scheduled activation of an image the device held before fell due during the
+            // transfer: the device restarted on that image and dropped the download (found by
+            // scripts/crash-campaign, which read "activated" as the offered version running).
+            outcome = "aborted"
+            reason = "the device activated \(version.hex), an image it held before, during the transfer; it did not take \(offered.hex)"
+        case .activated(let version)?:
+            outcome = "activated"
+            reason = "running \(version.hex)"
+        case .scheduled(let due)?:
+            outcome = "scheduled"
+            activateAt = due
+            reason = "activation at \(due.rfc3339)"
+        case .waiting?:
+            outcome = "waiting"
+            reason = "holding the image until firmware.activate"
+        case .rejected(let verdict)?:
+            outcome = "rejected"
+            reason = verdict.summary
+            checks = verdict.checks
+        case .aborted(let why)?:
+            outcome = "aborted"
+            reason = why
+        case .noImage(let status)?:
+            outcome = "aborted"
+            reason = "the hub answered the query with \(ZCLStatus.describe(status))"
+        case .activationFailed(let failure, let why)?:
+            outcome = "failed"
+            reason = "activation failed (\(failure.rawValue) \(failure.name)): \(why)"
+        case .downloaded?, .downloading?, nil:
+            outcome = "failed"
+            reason = endStatus.map { "the transfer ended with \(ZCLStatus.describe($0))" } ?? "the transfer did not finish"
+        }
+    }
 }
 
 extension Engine {
@@ -555,34 +593,7 @@ extension Engine {
             }
         }
         result.firmwareVersion = device?.firmwareVersion
-        switch last {
-        case .activated(let version)?:
-            result.outcome = "activated"
-            result.reason = "running \(version.hex)"
-        case .scheduled(let due)?:
-            result.outcome = "scheduled"
-            result.activateAt = due
-            result.reason = "activation at \(due.rfc3339)"
-        case .waiting?:
-            result.outcome = "waiting"
-            result.reason = "holding the image until firmware.activate"
-        case .rejected(let verdict)?:
-            result.outcome = "rejected"
-            result.reason = verdict.summary
-            result.checks = verdict.checks
-        case .aborted(let reason)?:
-            result.outcome = "aborted"
-            result.reason = reason
-        case .noImage(let status)?:
-            result.outcome = "aborted"
-            result.reason = "the hub answered the query with \(ZCLStatus.describe(status))"
-        case .activationFailed(let outcome, let reason)?:
-            result.outcome = "failed"
-            result.reason = "activation failed (\(outcome.rawValue) \(outcome.name)): \(reason)"
-        case .downloaded?, .downloading?, nil:
-            result.outcome = "failed"
-            result.reason = served?.endStatus.map { "the transfer ended with \(ZCLStatus.describe($0))" } ?? "the transfer did not finish"
-        }
+        result.describe(last, offered: FirmwareVersion(image.header.fileVersion), endStatus: served?.endStatus)
         return result
     }
 

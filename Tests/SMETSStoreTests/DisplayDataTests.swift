@@ -240,6 +240,33 @@ struct DisplayDataTests {
         #expect(keepsOther == true)
     }
 
+    /// Found by scripts/crash-campaign: a kill after a Change of Tenancy's commit and before its
+    /// scrub left the cleared messages' old page images in the WAL, and nothing scrubbed them after
+    /// the restart.
+    @Test("a crash between a clearing commit and its scrub leaves nothing once the store is opened again")
+    func crashBeforeScrub() throws {
+        let marker = "CRASH-BEFORE-SCRUB-\(UUID().uuidString)"
+        try store.write { tx throws in try tx.saveMessage(message(1, marker, at: 1), device: ppmid) }
+        let removed = try store.write { try $0.clear([.supplierMessages], device: ppmid) }
+        #expect(removed == [.supplierMessages: 1])
+        // The kill: the files exactly as they are now, with no scrub (the -shm is rebuilt on open).
+        let crashed = FileManager.default.temporaryDirectory.appendingPathComponent("smetsd-crashed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: crashed, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: crashed) }
+        for file in try state.files() where !file.name.hasSuffix("-shm") {
+            try Data(file.bytes).write(to: crashed.appendingPathComponent(file.name))
+        }
+        func holders() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: crashed.path).sorted().filter { name in
+                [UInt8](try Data(contentsOf: crashed.appendingPathComponent(name))).contains(bytes: Array(marker.utf8))
+            }
+        }
+        #expect(try holders() == [StateStore.fileName + "-wal"], "control: the crash leaves the old page image in the WAL")
+        let reopened = try StateStore(directory: crashed.path)
+        #expect(try reopened.read { try $0.messages(device: ppmid) }.isEmpty)
+        #expect(try holders() == [], "a file still holds the cleared message after the restart")
+    }
+
     @Test("removing a device leaves no bytes of its messages once scrubbed")
     func removedDeviceGoneForGood() throws {
         let marker = "REMOVED-\(UUID().uuidString)"
