@@ -97,6 +97,7 @@ public final class ControlRouter: Sendable {
         let groups = [
             Self.coreMethods(engine: engine, daemon: daemon), Self.hanMethods(engine: engine),
             Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine), Self.assetMethods(engine: engine),
+            Self.faultMethods(engine: engine),
         ]
         for method in groups.joined() { table[method.name] = method }
         methods = table

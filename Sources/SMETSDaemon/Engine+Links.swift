@@ -124,12 +124,32 @@ extension Engine {
             outgoing.encodedZCL = bytes
             traces.record(outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
             publishFrame(device: outgoing.from, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
+            let isLocal = deliver && local[index]
+            if faults.isActive {
+                // The trace keeps what the device sent; the rules decide what reaches the air.
+                let sending = outgoing
+                impair(device: outgoing.from, peer: outgoing.to, direction: .fromDevice, cluster: outgoing.cluster, zcl: bytes) { [self] zcl in
+                    var sent = sending
+                    sent.encodedZCL = zcl
+                    state.withLock { $0.frameSink }?(sent)
+                    if isLocal { receiveImpaired(to: sent.to, from: sent.from, cluster: sent.cluster, zcl: zcl) }
+                }
+                continue
+            }
             sink?(outgoing)
-            if deliver, local[index] {
+            if isLocal {
                 deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
             }
         }
         return withheld
+    }
+
+    /// A frame from one emulated device reaches another through the receiver's rules too.
+    private func receiveImpaired(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
+        guard faults.isActive else { return deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl) }
+        impair(device: target, peer: source, direction: .toDevice, cluster: cluster, zcl: zcl) { [self] zcl in
+            deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl)
+        }
     }
 
     /// A meter keeps the messages it sends, before it sends them, so that GetLastMessage can repeat
