@@ -99,6 +99,7 @@ public final class ControlRouter: Sendable {
             Self.coreMethods(engine: engine, daemon: daemon), Self.hanMethods(engine: engine),
             Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine, uploads: uploads), Self.assetMethods(engine: engine),
             Self.uploadMethods(engine: engine, uploads: uploads),
+            Self.faultMethods(engine: engine),
         ]
         for method in groups.joined() { table[method.name] = method }
         methods = table

@@ -67,6 +67,10 @@ PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
                         "events.subscribe", "events.unsubscribe", "firmware.version"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
+# HAN faults (docs/faults.md): admin and rig. A drop with probability 0 changes nothing for the other calls.
+METHODS.update({"faults.add": {"device": PPMID, "kind": "drop", "probability": 0}, "faults.list": {},
+                "faults.remove": {"id": 999999}, "faults.clear": {}, "han.capture": {"device": PPMID}})
+RIG_METHODS |= {"faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture"}
 
 CLIENT = r"""
 import json, socket, sys
