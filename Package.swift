@@ -29,6 +29,11 @@ let package = Package(
         // What the DCC decides: the Smart Metering Inventory's view, the CPL under a regime, MP202
         // Requirement 7, service-request eligibility. No device internals, no I/O.
         .target(name: "SMETSDCC", dependencies: ["SMETSCore"], swiftSettings: strict),
+        // The DUIS front of the emulated DCC: a hardened XML reader, requests, responses, the order of
+        // checks and the GBCS messages of the subset. No I/O.
+        .target(name: "SMETSDUIS", dependencies: [
+            "SMETSCore", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -47,8 +52,9 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSRPC", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSDUIS", "SMETSRPC", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -76,6 +82,7 @@ let package = Package(
             "SMETSDaemon", "SMETSCore", "SMETSStore",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
     ]

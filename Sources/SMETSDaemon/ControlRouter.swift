@@ -88,7 +88,7 @@ public final class ControlRouter: Sendable {
     let access: AccessPolicy
     private let methods: [String: ControlMethod]
 
-    public init(engine: Engine, daemon: DaemonInfo, access: AccessPolicy, logger: Logger) {
+    public init(engine: Engine, daemon: DaemonInfo, access: AccessPolicy, logger: Logger, duis: DUISService? = nil) {
         self.engine = engine
         self.daemon = daemon
         self.access = access
@@ -97,6 +97,7 @@ public final class ControlRouter: Sendable {
         let groups = [
             Self.coreMethods(engine: engine, daemon: daemon), Self.hanMethods(engine: engine),
             Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine), Self.assetMethods(engine: engine),
+            Self.duisMethods(duis: duis),
         ]
         for method in groups.joined() { table[method.name] = method }
         methods = table

@@ -32,12 +32,15 @@ public struct Settings: Sendable, Codable, Hashable {
     public var socketMode = "0660"
     /// The group that owns the socket files (and may connect), if any.
     public var socketGroup: String?
+    /// The DUIS front (docs/duis.md): listener, limits, DCC identity, Receive Response URLs.
+    public var duis = DUISSettings()
 
     /// The keys of `smetsd.json`, in the order of docs/settings.md.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case maxHANFrameBytes, maxHANConnections, maxLinksPerDevice, helloTimeoutSeconds, maxPerDeviceSockets
         case maxControlConnections, maxControlLineBytes, maxGeneratePremises, historyDays, maxImageBytes
         case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
+        case duis
     }
 
     public init() {}
@@ -68,6 +71,7 @@ public struct Settings: Sendable, Codable, Hashable {
         maxTracedDevices = try c.decodeIfPresent(Int.self, forKey: .maxTracedDevices) ?? defaults.maxTracedDevices
         socketMode = try c.decodeIfPresent(String.self, forKey: .socketMode) ?? defaults.socketMode
         socketGroup = try c.decodeIfPresent(String.self, forKey: .socketGroup)
+        duis = try c.decodeIfPresent(DUISSettings.self, forKey: .duis) ?? defaults.duis
     }
 
     /// Problems with the values, each naming the key and the allowed range.
@@ -89,6 +93,7 @@ public struct Settings: Sendable, Codable, Hashable {
         check("maxTracedDevices", maxTracedDevices, 1...1_000_000)
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
+        found += duis.problems()
         return found
     }
 }
@@ -185,6 +190,7 @@ extension Settings {
         case .maxTracedDevices: .of(\.maxTracedDevices, .live)
         case .socketMode: .of(\.socketMode, .restart)  // applied to the socket files and folders when bound
         case .socketGroup: .of(\.socketGroup, .restart)
+        case .duis: .of(\.duis, .restart)  // the listener, the checks and the deliveries take it at start
         }
     }
 

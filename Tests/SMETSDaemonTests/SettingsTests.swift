@@ -93,7 +93,7 @@ struct SettingsTests {
 
     @Test func everyKeyIsLiveUnlessItIsFixedWhenTheSocketsAreBound() {
         let restart = Settings.CodingKeys.allCases.filter { Settings.reloadEffect(of: $0) == .restart }.map(\.rawValue)
-        #expect(restart == ["maxPerDeviceSockets", "socketMode", "socketGroup"])
+        #expect(restart == ["maxPerDeviceSockets", "socketMode", "socketGroup", "duis"])
     }
 
     @Test func tracesTakeALowerLimitAtTheNextNewDevice() {

@@ -57,10 +57,12 @@ METHODS = {
     "firmware.activate": {},
     "firmware.check": {},
     "firmware.images": {},
+    "duis.responses": {},
+    "duis.submit": {"path": "serviceD", "xml": "<x/>"},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
-                        "events.subscribe", "events.unsubscribe", "firmware.version"}
+                        "events.subscribe", "events.unsubscribe", "firmware.version", "duis.responses"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 
 CLIENT = r"""

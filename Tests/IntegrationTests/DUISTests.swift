@@ -1,0 +1,195 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SMETSRPC
+import Testing
+
+/// One HTTP/1.1 exchange over a Unix socket: the request as bytes, the status and body back.
+func httpOverUnix(_ path: String, method: String = "POST", target: String, contentType: String? = "application/xml", body: String) throws -> (status: Int, body: String) {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b }; raw[path.utf8.count] = 0 }
+    let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+    guard connected == 0 else { throw CocoaError(.fileNoSuchFile) }
+    var head = "\(method) \(target) HTTP/1.1\r\nHost: smetsd\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n"
+    if let contentType { head += "Content-Type: \(contentType)\r\n" }
+    let bytes = Array((head + "\r\n" + body).utf8)
+    var sent = 0
+    while sent < bytes.count {
+        let n = bytes[sent...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        if n <= 0 { break }  // the server may refuse (413) before reading everything
+        sent += n
+    }
+    var reply: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        if n <= 0 { break }
+        reply += buffer[0..<n]
+    }
+    let text = String(decoding: reply, as: UTF8.self)
+    let parts = text.components(separatedBy: "\r\n\r\n")
+    let status = Int(parts[0].split(separator: " ").dropFirst().first ?? "") ?? 0
+    return (status, parts.dropFirst().joined(separator: "\r\n\r\n"))
+}
+
+/// A Receive Response service on a Unix socket: answers 204 and keeps what it was sent.
+final class ReceiveResponseStub: @unchecked Sendable {
+    let path: String
+    private let lock = NSLock()
+    private var received: [String] = []
+    private let fd: Int32
+
+    init(path: String) {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in path.utf8.enumerated() { raw[i] = b }; raw[path.utf8.count] = 0 }
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        listen(fd, 16)
+        Thread.detachNewThread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                if client < 0 { return }
+                var data: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 65536)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
+                    if n <= 0 { break }
+                    data += buffer[0..<n]
+                    let text = String(decoding: data, as: UTF8.self)
+                    if let split = text.range(of: "\r\n\r\n"),
+                       let lengthLine = text[..<split.lowerBound].split(separator: "\r\n").first(where: { $0.lowercased().hasPrefix("content-length:") }),
+                       let length = Int(lengthLine.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)),
+                       text.utf8.count - text[..<split.upperBound].utf8.count >= length {
+                        lock.withLock { received.append(String(text[split.upperBound...])) }
+                        break
+                    }
+                }
+                let answer = Array("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".utf8)
+                _ = answer.withUnsafeBytes { Glibc.send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                close(client)
+            }
+        }
+    }
+
+    var documents: [String] { lock.withLock { received } }
+    func stop() { shutdown(fd, Int32(SHUT_RDWR)); close(fd); unlink(path) }
+}
+
+/// The DUIS front of the real daemon, over duis.sock: requests written from duis.md, responses
+/// checked field by field.
+@Suite(.serialized) struct DUISTests {
+    static let supplier = "90-B3-D5-1F-30-01-00-00", dcc = "90-B3-D5-1F-30-00-00-02"
+    static let ppmid = "00-DB-12-34-56-78-00-05", esme = "00-DB-12-34-56-78-00-02", ihd = "00-DB-12-34-56-78-00-06"
+
+    static func request(target: String, counter: Int, cv: Int, reference: String, variant: String, body: String) -> String {
+        """
+        <?xml version="1.0" encoding="UTF-8"?>
+        <sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"><sr:Header>
+        <sr:RequestID>\(supplier):\(target):\(counter)</sr:RequestID><sr:CommandVariant>\(cv)</sr:CommandVariant>
+        <sr:ServiceReference>\(reference)</sr:ServiceReference><sr:ServiceReferenceVariant>\(variant)</sr:ServiceReferenceVariant>
+        </sr:Header><sr:Body>\(body)</sr:Body></sr:Request>
+        """
+    }
+
+    func element(_ name: String, in xml: String) -> String? {
+        guard let start = xml.range(of: "<sr:\(name)>"), let end = xml.range(of: "</sr:\(name)>", range: start.upperBound..<xml.endIndex) else { return nil }
+        return String(xml[start.upperBound..<end.lowerBound])
+    }
+
+    @Test func readFirmwareVersionThenInventoryEndToEnd() throws {
+        let stub = ReceiveResponseStub(path: DaemonHarness.scratch("duis-rr") + "/receive.sock")
+        defer { stub.stop() }
+        let lab = try DaemonHarness.copyOfLab(settings: #"{"duis": {"receiveResponseURL": "\#(stub.path)"}}"#)
+        let daemon = try DaemonHarness(lab: lab).start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+
+        // 11.2 to a PPMID: sync I99 (RequestID only), then the device response (both IDs, CS08 payload).
+        let sync = try httpOverUnix(socket, target: "/api/v1/serviceS",
+                                    body: Self.request(target: Self.ppmid, counter: 1001, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>"))
+        #expect(sync.status == 200)
+        #expect(element("ResponseCode", in: sync.body) == "I99")
+        #expect(element("RequestID", in: sync.body) == "\(Self.supplier):\(Self.ppmid):1001")
+        #expect(element("ResponseID", in: sync.body) == nil)
+        #expect(element("ServiceReferenceVariant", in: sync.body) == "11.2")
+
+        var kept: [JSONValue] = []
+        for _ in 0..<100 where kept.isEmpty {
+            kept = try daemon.call("duis.responses", ["requestID": .string("\(Self.supplier):\(Self.ppmid):1001")])["responses"]?.arrayValue ?? []
+            if kept.isEmpty { usleep(50_000) }
+        }
+        let xml = try #require(kept.first?["xml"]?.stringValue)
+        #expect(element("ResponseCode", in: xml) == "I0")
+        #expect(element("ResponseID", in: xml) == "\(Self.ppmid):\(Self.supplier):1001")
+        let payload = try #require(Data(base64Encoded: element("GBCSPayload", in: xml) ?? "").map { [UInt8]($0) })
+        // DD wrapper, CRA 2, PPMID -> ACB, code 0129 with the user's counter 1001 as supplementary, the firmware the PPMID runs.
+        #expect(payload.first == 0xDD && payload[13] == 0xDF && payload[15] == 0x02)
+        #expect(Array(payload[24...32]) == [0x08, 0x00, 0xDB, 0x12, 0x34, 0x56, 0x78, 0x00, 0x05])
+        #expect(Array(payload[42...47]) == [0x00, 0x12, 0x01, 0x29, 0x90, 0xB3])
+        #expect(Array(payload[54...61]) == [0, 0, 0, 0, 0, 0, 0x03, 0xE9])
+        #expect(Array(payload[62...74]) == [0x0B, 0x30, 0x09, 0x04, 0x04, 0x01, 0x02, 0x03, 0x00, 0x02, 0x01, 0x00, 0x00])
+
+        // Delivered to the Receive Response URL too.
+        for _ in 0..<100 where stub.documents.isEmpty { usleep(50_000) }
+        #expect(stub.documents.first.map { element("ResponseID", in: $0) } == "\(Self.ppmid):\(Self.supplier):1001")
+
+        // 8.2 by DeviceID: I0 with the DCC's view of the premises, target first.
+        let inventory = try httpOverUnix(socket, target: "/api/v1/serviceD",
+                                         body: Self.request(target: Self.dcc, counter: 1002, cv: 8, reference: "8.2", variant: "8.2",
+                                                            body: "<sr:ReadInventory><sr:DeviceID>\(Self.ppmid)</sr:DeviceID></sr:ReadInventory>"))
+        #expect(element("ResponseCode", in: inventory.body) == "I0")
+        #expect(element("DeviceID", in: inventory.body) == Self.ppmid)
+        #expect(element("DeviceType", in: inventory.body) == "PPMID")
+        #expect(element("DeviceStatus", in: inventory.body) == "Commissioned")
+        #expect(element("DeviceFirmwareVersion", in: inventory.body) == "01020300")
+
+        // 12.2 then 8.2 of the pre-notified device: Pending.
+        let notice = try httpOverUnix(socket, target: "/api/v1/serviceD", body: Self.request(target: Self.dcc, counter: 1003, cv: 8, reference: "12.2", variant: "12.2", body: """
+            <sr:DevicePrenotification><sr:DeviceID>00-1A-2B-FF-FE-00-77-01</sr:DeviceID><sr:DeviceManufacturer>1A2B</sr:DeviceManufacturer><sr:DeviceModel>0000C0DE</sr:DeviceModel><sr:DeviceType>PPMID</sr:DeviceType><sr:SMETSCHTSVersion>SMETS V5.2</sr:SMETSCHTSVersion><sr:FirmwareVersion>00020000</sr:FirmwareVersion></sr:DevicePrenotification>
+            """))
+        #expect(element("ResponseCode", in: notice.body) == "I99")
+        let pending = try httpOverUnix(socket, target: "/api/v1/serviceD", body: Self.request(target: Self.dcc, counter: 1004, cv: 8, reference: "8.2", variant: "8.2",
+                                                                                             body: "<sr:ReadInventory><sr:DeviceID>00-1A-2B-FF-FE-00-77-01</sr:DeviceID></sr:ReadInventory>"))
+        #expect(element("DeviceStatus", in: pending.body) == "Pending")
+        #expect(element("DeviceModel", in: pending.body) == "0000C0DE")
+    }
+
+    @Test func refusalsInTheSpecsOrder() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let read = Self.request(target: Self.ppmid, counter: 1, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")
+
+        // HTTP level: path, method, media type, size, DOCTYPE, entity, inconsistency; no DUIS body, never file content.
+        #expect(try httpOverUnix(socket, target: "/api/v1/other", body: read).status == 404)
+        #expect(try httpOverUnix(socket, method: "PUT", target: "/api/v1/serviceS", body: read).status == 405)
+        #expect(try httpOverUnix(socket, target: "/api/v1/serviceS", contentType: "application/json", body: read).status == 415)
+        #expect(try httpOverUnix(socket, target: "/api/v1/serviceS", body: read + String(repeating: " ", count: 17 << 20)).status == 413)
+        let xxe = try httpOverUnix(socket, target: "/api/v1/serviceS",
+                                   body: #"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY x SYSTEM "file:///etc/passwd">]><r>&x;</r>"#)
+        #expect(xxe.status == 400 && !xxe.body.contains("root:"))
+        #expect(try httpOverUnix(socket, target: "/api/v1/serviceS", body: "<r>&x;</r>").status == 400)
+        #expect(try httpOverUnix(socket, target: "/api/v1/serviceS",
+                                 body: Self.request(target: Self.ppmid, counter: 1, cv: 1, reference: "11.3", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")).status == 400)
+        #expect(try httpOverUnix(socket, target: "/api/v1/serviceS",
+                                 body: Self.request(target: Self.ppmid, counter: 1, cv: 1, reference: "7.1", variant: "7.1", body: "<sr:X/>")).status == 501)
+
+        // DUIS level, in order: E13 (path), E12 (CV for the variant), E19 (unknown target), E11 (type), E5 (status).
+        func code(_ path: String, _ document: String) throws -> String? { element("ResponseCode", in: try httpOverUnix(socket, target: path, body: document).body) }
+        #expect(try code("/api/v1/serviceT", read) == "E13")
+        #expect(try code("/api/v1/serviceS", Self.request(target: Self.ppmid, counter: 2, cv: 5, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")) == "E12")
+        #expect(try code("/api/v1/serviceS", Self.request(target: "00-DB-12-34-56-78-99-99", counter: 3, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")) == "E19")
+        #expect(try code("/api/v1/serviceS", Self.request(target: Self.ihd, counter: 4, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")) == "E11")
+        #expect(try code("/api/v1/serviceS", Self.request(target: "00-DB-12-34-56-78-00-07", counter: 5, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")) == "E5")
+        #expect(try code("/api/v1/serviceD", Self.request(target: Self.ppmid, counter: 6, cv: 8, reference: "8.2", variant: "8.2",
+                                                         body: "<sr:ReadInventory><sr:DeviceID>\(Self.ppmid)</sr:DeviceID></sr:ReadInventory>")) == "E19")
+        #expect(daemon.logText.contains("duis.refused"))
+        #expect(try daemon.call("daemon.status")["ready"]?.boolValue == true)
+    }
+}
