@@ -16,13 +16,15 @@ public final class DUISService: Sendable {
     let outbox: DUISOutbox
     let logger: Logger
     /// Pre-commands handed out for CV 4, by RequestID, until CV 5/6 completes them.
-    private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64)]>([:])
+    private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64, body: DUISBody)]>([:])
     /// Device pre-notifications (12.2) the DCC holds for devices not (yet) in the lab.
     private let prenotified = Mutex<[EUI64: DUISBody.Prenotification]>([:])
     private let counter = Mutex<UInt64>(0)
 
     /// The variants smetsd carries out; the rest of the subset is parsed and checked, then refused.
-    static let implemented: Set<String> = ["8.2", "11.2", "12.2"]
+    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2"]
+    /// How long a pre-command waits for its signed return.
+    static let preCommandMillis: Int64 = 3_600_000
     static let maxPreCommands = 10_000
 
     public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger) {
@@ -73,6 +75,16 @@ public final class DUISService: Sendable {
             return prenotify(request, notice, now: now)
         case .readFirmwareVersion:
             return sendCommand(request, now: now) { [self] in readFirmwareVersion(request) }
+        case .activateFirmware, .join, .unjoin:
+            guard request.commandVariant == 4 else {
+                // 8.7.2 / 8.8.2: non-critical, straight to the device.
+                return sendCommand(request, now: now) { [self] in execute(request, body: request.body, execution: nil) }
+            }
+            return preCommand(request, now: now)
+        case .signedPreCommand(let execution, let payload):
+            return signedPreCommand(request, execution: execution, payload: payload, now: now)
+        case .restrictAccessForChangeOfTenancy(_, let restriction):
+            return sendCommand(request, now: now) { [self] in restrictAccess(request, restriction: restriction) }
         default:
             return Self.plain(501, "unsupported: \(request.service.variant)")
         }
@@ -171,6 +183,154 @@ public final class DUISService: Sendable {
         }
     }
 
+    // MARK: the critical flow (duis.md §2)
+
+    /// The GBCS command a critical request becomes, as the DCC transforms it: user-originated,
+    /// counter = the RequestID counter, the use case's message code.
+    func command(for request: DUISRequest, body: DUISBody, execution: Timestamp?) -> (header: GBCS.Header, content: [UInt8])? {
+        let id = request.requestID.target
+        guard let target = engine.device(id) else { return nil }
+        let user = request.requestID.originator, counter = request.requestID.counter
+        func header(_ code: GBCS.MessageCode) -> GBCS.Header {
+            if target.type == .ppmid || target.type == .hcalcs {
+                return GBCS.Header(cra: .command, counter: dccCounter(), originator: settings.dcc, recipient: id, dateTime: nil, messageCode: code.rawValue,
+                                   supplementary: (user, counter))
+            }
+            return GBCS.Header(cra: .command, counter: counter, originator: user, recipient: id, dateTime: nil, messageCode: code.rawValue)
+        }
+        switch body {
+        case .activateFirmware(let time, let hash):
+            let h = header(.cs06)
+            return (h, GBCS.cs06Command(hash: hash, counter: h.counter, execution: execution ?? time))
+        case .join(let other):
+            let otherType = engine.device(other)?.type ?? .ppmid
+            let (code, method): (GBCS.MessageCode, UInt8) = switch (request.service.variant, target.type) {
+            case ("8.7.1", .esme): (.cs03a1, 0)
+            case ("8.7.1", .gsme): (.cs03c, 3)
+            case ("8.7.1", _): (.cs03a2, 1)
+            case (_, .ppmid): otherType == .gsme ? (.cs03c, 3) : (.cs03a2, 1)
+            default: (.cs03b, 2)
+            }
+            return (header(code), GBCS.joinCommand(method: method, other: other, otherType: otherType))
+        case .unjoin(let other):
+            let code: GBCS.MessageCode = request.service.variant == "8.8.1" || target.type == .ppmid ? .cs04ac : .cs04b
+            return (header(code), GBCS.unjoinCommand(other: other))
+        default:
+            return nil
+        }
+    }
+
+    /// CV 4: I0 with the unsigned pre-command, kept by RequestID for its signed return.
+    func preCommand(_ request: DUISRequest, now: Timestamp) -> Reply {
+        guard let (header, content) = command(for: request, body: request.body, execution: nil) else {
+            return refuse(request, DUISRefusal(.noSuchDevice, "\(request.requestID.target) is not in the inventory"), now: now)
+        }
+        let bytes = GBCS.generalSigning(header: header, content: content, signature: .preCommand)
+        let expires = RealTime.now().unixMillis + Self.preCommandMillis
+        preCommands.withLock { kept in
+            let real = RealTime.now().unixMillis
+            kept = kept.filter { $0.value.expires > real }
+            if kept.count >= Self.maxPreCommands, let oldest = kept.min(by: { $0.value.expires < $1.value.expires })?.key { kept.removeValue(forKey: oldest) }
+            kept[request.requestID] = (bytes, expires, request.body)
+        }
+        exchange(request, code: .success, message: "pre-command for \(request.requestID.target), \(bytes.count) bytes, to be signed")
+        return Reply(status: 200, contentType: "application/xml",
+                     body: DUISResponse.reply(to: request, code: .success, at: now, content: .preCommand(gbcsVersion: "4.2", payload: bytes)).xml, then: nil)
+    }
+
+    /// CV 5 / 6: the signed pre-command must start with the bytes handed out for the same RequestID
+    /// (lab mode does not check the appended GBCS signature).
+    func signedPreCommand(_ request: DUISRequest, execution: Timestamp?, payload: [UInt8], now: Timestamp) -> Reply {
+        let kept = preCommands.withLock { $0[request.requestID] }
+        guard let kept, kept.expires > RealTime.now().unixMillis, payload.count > kept.bytes.count, payload.starts(with: kept.bytes),
+              kept.body.sameVariant(as: request.service.variant) else {
+            return refuse(request, DUISRefusal(.commandVariant, "no pre-command matches this SignedPreCommand (unknown or expired RequestID, or different bytes)"), now: now)
+        }
+        preCommands.withLock { _ = $0.removeValue(forKey: request.requestID) }
+        if request.commandVariant == 6 {
+            exchange(request, code: .success, message: "signed command for local delivery")
+            return Reply(status: 200, contentType: "application/xml",
+                         body: DUISResponse.reply(to: request, code: .success, at: now, content: .localCommand(payload: GBCS.generalCiphering(payload))).xml, then: nil)
+        }
+        let body = kept.body
+        return sendCommand(request, now: now) { [self] in execute(request, body: body, execution: execution) }
+    }
+
+    /// A join, unjoin or activation reaching the device, and the device's response.
+    func execute(_ request: DUISRequest, body: DUISBody, execution: Timestamp?) -> DUISResponse {
+        let now = engine.now()
+        guard let (command, _) = command(for: request, body: body, execution: execution), let target = engine.device(request.requestID.target) else {
+            return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil)
+        }
+        let content: [UInt8]
+        switch body {
+        case .activateFirmware(let time, let hash):
+            let when = execution ?? time
+            let report: ActivationReport
+            do {
+                report = try engine.activateFirmware(target.id, hash: Hex.encode(hash).lowercased(), at: when)
+            } catch {
+                return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil)
+            }
+            let running = engine.device(target.id)?.firmwareVersion ?? target.firmwareVersion
+            content = report.scheduledAt != nil ? GBCS.cs06Scheduled : GBCS.cs06Response(rc: report.outcome.rawValue, version: running)
+        case .join(let other):
+            content = GBCS.resultCode(pair(target, other, join: true))
+        case .unjoin(let other):
+            content = GBCS.resultCode(pair(target, other, join: false))
+        default:
+            return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil)
+        }
+        return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(GBCS.response(header: command.response(at: now), content: content)))
+    }
+
+    /// The inventory side of a pairing: the HAN device of the two (not a meter) joins or leaves the
+    /// other's Communications Hub. GBCS result codes: 0 success; join 5 write failure (refused by the
+    /// DCC's rules, logged); unjoin 1 not in the log.
+    func pair(_ target: Device, _ otherID: EUI64, join: Bool) -> UInt8 {
+        let meters: Set<DeviceType> = [.esme, .gsme, .gpf, .chf]
+        guard let other = engine.device(otherID) else { return join ? 5 : 1 }
+        let (device, partner) = meters.contains(target.type) ? (other, target) : (target, other)
+        guard !meters.contains(device.type) else { return 0 }  // meter to meter: nothing the inventory records
+        do {
+            if join {
+                guard let hub = partner.type == .chf ? partner.id : partner.hub else { return 5 }
+                if device.hub != hub { _ = try engine.join(device.id, hub: hub) }
+            } else {
+                guard device.hub != nil else { return 1 }
+                _ = try engine.leave(device.id)
+            }
+            return 0
+        } catch {
+            log(.warning, "duis.pairing", "the pairing was refused", ["device_id": device.id.description, "error": "\(error)"])
+            return join ? 5 : 2
+        }
+    }
+
+    /// 3.2: ECS12 (ESME) or GCS09 (GPF); the premises' devices clear what was recorded up to the
+    /// restriction time (Change of Tenancy, gb-smart-metering.md).
+    func restrictAccess(_ request: DUISRequest, restriction: Timestamp) -> DUISResponse {
+        let now = engine.now()
+        guard let target = engine.device(request.requestID.target) else { return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil) }
+        var result: UInt8 = 0
+        do {
+            _ = try engine.changeTenancy(premises: [target.premisesID], control: TenancyRules.clearAllOccupantData, implementationTime: restriction)
+        } catch {
+            log(.warning, "duis.tenancy", "the Change of Tenancy failed", ["device_id": target.id.description, "error": "\(error)"])
+            result = 250
+        }
+        let user = request.requestID.originator, counter = request.requestID.counter
+        let payload: [UInt8]
+        if target.type == .gpf {
+            let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.gcs09.rawValue)
+            payload = GBCS.response(header: header.response(at: now), content: [0x01, 0x09, 0x01, 0x01, 0x07, 0x08, 0x00, 0x05, 0x00, 0x00, 0x0B, 0x00, result == 0 ? 0 : 1])
+        } else {
+            let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.ecs12.rawValue)
+            payload = GBCS.response(header: header.response(at: now), content: GBCS.dlmsSetResponse(counter: counter, result: result))
+        }
+        return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
+    }
+
     /// The DCC's own counter for commands it originates: max(last + 1, Unix ms) (gbcs.md §4).
     func dccCounter() -> UInt64 {
         counter.withLock { last in
@@ -202,5 +362,17 @@ public final class DUISService: Sendable {
             payload = GBCS.response(header: command.response(at: now), content: GBCS.ecs52Response(counter: command.counter, version: version))
         }
         return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
+    }
+}
+
+extension DUISBody {
+    /// Whether this (critical) body belongs to `variant`.
+    func sameVariant(as variant: String) -> Bool {
+        switch self {
+        case .activateFirmware: variant == "11.3"
+        case .join: variant == "8.7.1"
+        case .unjoin: variant == "8.8.1"
+        default: false
+        }
     }
 }

@@ -192,4 +192,86 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(daemon.logText.contains("duis.refused"))
         #expect(try daemon.call("daemon.status")["ready"]?.boolValue == true)
     }
+
+    func asyncResponse(_ daemon: DaemonHarness, _ requestID: String) throws -> String {
+        for _ in 0..<200 {
+            if let xml = try daemon.call("duis.responses", ["requestID": .string(requestID)])["responses"]?.arrayValue?.first?["xml"]?.stringValue { return xml }
+            usleep(50_000)
+        }
+        throw CocoaError(.fileReadUnknown)
+    }
+
+    func payload(_ xml: String) throws -> [UInt8] {
+        try #require(Data(base64Encoded: element("GBCSPayload", in: xml) ?? "").map { [UInt8]($0) })
+    }
+
+    /// CV 4 then the signed pre-command (CV 5): join a whitelisted PPMID through its ESME (8.7.1),
+    /// then unjoin it non-critically (8.8.2); an orphan SignedPreCommand gets E12.
+    @Test func criticalFlowJoinThenUnjoin() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let spare = "00-DB-12-34-56-78-00-07"
+        let join = Self.request(target: Self.esme, counter: 2001, cv: 4, reference: "8.7", variant: "8.7.1",
+                                body: "<sr:JoinServiceCritical><sr:OtherDeviceID>\(spare)</sr:OtherDeviceID></sr:JoinServiceCritical>")
+        let transformed = try httpOverUnix(socket, target: "/api/v1/serviceT", body: join)
+        #expect(element("ResponseCode", in: transformed.body) == "I0")
+        #expect(element("GBCSVersion", in: transformed.body) == "4.2")
+        let pre = try payload(transformed.body)
+        // DF, CRA 1, counter 2001, supplier -> ESME, no date-time, code 000D, join content, and no signature-length field.
+        #expect(Array(pre.prefix(3)) == [0xDF, 0x09, 0x01] && Array(pre[3...10]) == [0, 0, 0, 0, 0, 0, 0x07, 0xD1])
+        #expect(Array(pre[29...32]) == [0x00, 0x02, 0x00, 0x0D])
+        #expect(Array(pre.suffix(19)) == [0x12, 0x30, 0x10, 0x02, 0x01, 0x00, 0x04, 0x08, 0x00, 0xDB, 0x12, 0x34, 0x56, 0x78, 0x00, 0x07, 0x02, 0x01, 0x05])
+
+        let orphan = Self.request(target: Self.esme, counter: 2999, cv: 5, reference: "8.7", variant: "8.7.1",
+                                  body: "<sr:SignedPreCommand><sr:GBCSPayload>\(Data(pre + [0x40] + [UInt8](repeating: 1, count: 64)).base64EncodedString())</sr:GBCSPayload></sr:SignedPreCommand>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: orphan).body) == "E12")
+
+        let signed = Self.request(target: Self.esme, counter: 2001, cv: 5, reference: "8.7", variant: "8.7.1",
+                                  body: "<sr:SignedPreCommand><sr:GBCSPayload>\(Data(pre + [0x40] + [UInt8](repeating: 1, count: 64)).base64EncodedString())</sr:GBCSPayload></sr:SignedPreCommand>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: signed).body) == "I99")
+        let response = try asyncResponse(daemon, "\(Self.supplier):\(Self.esme):2001")
+        #expect(element("ResponseCode", in: response) == "I0")
+        let answer = try payload(response)
+        // A critical code's response: bare DF, CRA 2, ESME -> supplier, content 02 01 00, signed (40 + 64).
+        #expect(answer[0] == 0xDF && answer[2] == 0x02 && Array(answer[3...10]) == [0, 0, 0, 0, 0, 0, 0x07, 0xD1])
+        #expect(Array(answer[30...33]) == [0x02, 0x00, 0x0D, 0x03] && Array(answer[34...36]) == [0x02, 0x01, 0x00] && answer[37] == 0x40 && answer.count == 102)
+        #expect(try daemon.call("devices.get", ["id": .string(spare)])["status"]?.stringValue == "Commissioned")
+        // The same signed pre-command again: already used.
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: signed).body) == "E12")
+
+        let unjoin = Self.request(target: spare, counter: 2002, cv: 1, reference: "8.8", variant: "8.8.2",
+                                  body: "<sr:UnjoinServiceNonCritical><sr:OtherDeviceID>\(Self.esme)</sr:OtherDeviceID></sr:UnjoinServiceNonCritical>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: unjoin).body) == "I99")
+        let left = try payload(try asyncResponse(daemon, "\(Self.supplier):\(spare):2002"))
+        // 000F to a PPMID: ACB-originated on the user's behalf, so 18 bytes of other-information; bare signed DF back.
+        #expect(left[0] == 0xDF && Array(left[30...33]) == [0x12, 0x00, 0x0F, 0x90])
+        #expect(try daemon.call("devices.get", ["id": .string(spare)])["status"]?.stringValue == "Whitelisted")
+    }
+
+    /// 11.3 through the critical flow to an ESME, and 3.2 driving the premises' Change of Tenancy.
+    @Test func activateFirmwareAndRestrictAccess() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let hash = String(repeating: "AB", count: 32)
+        let activate = Self.request(target: Self.esme, counter: 3001, cv: 4, reference: "11.3", variant: "11.3",
+                                    body: "<sr:ActivateFirmware><sr:FirmwareHash>\(hash)</sr:FirmwareHash></sr:ActivateFirmware>")
+        let pre = try payload(try httpOverUnix(socket, target: "/api/v1/serviceT", body: activate).body)
+        #expect(Array(pre.suffix(41)) == [0x28, 0x30, 0x26, 0x04, 0x20] + [UInt8](repeating: 0xAB, count: 32) + [0x02, 0x02, 0x0B, 0xB9])
+        let signed = Self.request(target: Self.esme, counter: 3001, cv: 5, reference: "11.3", variant: "11.3",
+                                  body: "<sr:SignedPreCommand><sr:GBCSPayload>\(Data(pre + [0x40] + [UInt8](repeating: 2, count: 64)).base64EncodedString())</sr:GBCSPayload></sr:SignedPreCommand>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: signed).body) == "I99")
+        let answer = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.esme):3001"))
+        // CS06 response: bare signed DF with the device's date-time; the ESME holds no image (rc 1) and runs its firmware.
+        #expect(answer[0] == 0xDF && answer[29] == 0x0C && Array(answer[42...44]) == [0x02, 0x00, 0x12])
+        #expect(Array(answer[45...47]) == [0x0B, 0x30, 0x09] && answer[50] != 0)
+
+        let restrict = Self.request(target: Self.esme, counter: 3002, cv: 1, reference: "3.2", variant: "3.2",
+                                    body: "<sr:RestrictAccessForChangeOfTenancy><sr:RestrictionDateTime>2020-01-01T00:00:00Z</sr:RestrictionDateTime></sr:RestrictAccessForChangeOfTenancy>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: restrict).body) == "I99")
+        let cleared = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.esme):3002"))
+        #expect(cleared[0] == 0xDD && Array(cleared.dropLast(13).suffix(13)) == [0x0C, 0xDA, 0x20, 0x00, 0x0B, 0xBA, 0x00, 0x00, 0x01, 0x00, 0x01, 0x02, 0x00])
+        #expect(daemon.logText.contains("tenancy.changed") || daemon.logText.contains("tenancy.scheduled"))
+    }
 }
