@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import Logging
 import SMETSCore
@@ -20,6 +21,22 @@ public final class DUISService: Sendable {
     /// Device pre-notifications (12.2) the DCC holds for devices not (yet) in the lab.
     private let prenotified = Mutex<[EUI64: DUISBody.Prenotification]>([:])
     private let counter = Mutex<UInt64>(0)
+    /// Future-dated work on the virtual clock: DSP-held requests and devices' future-dated commands.
+    /// In memory: a restart forgets them (docs/duis.md).
+    private let pending = Mutex<[PendingWork]>([])
+    private let nextPending = Mutex<UInt64>(0)
+
+    struct PendingWork: Sendable {
+        var id: UInt64
+        var due: Timestamp
+        var device: EUI64
+        var variant: String
+        var run: @Sendable () -> Void
+    }
+
+    /// ExecutionDateTime 3000-12-31T00:00:00Z cancels the pending request of that variant (duis.md §5).
+    static let cancelTime = Timestamp(rfc3339: "3000-12-31T00:00:00Z")!
+    static let maxPending = 100_000
 
     /// The variants smetsd carries out; the rest of the subset is parsed and checked, then refused.
     static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2"]
@@ -30,6 +47,46 @@ public final class DUISService: Sendable {
     public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger) {
         self.engine = engine; self.settings = settings; self.outbox = outbox; self.logger = logger
     }
+
+    /// A clock change may make future-dated work due (real time passing is the daemon's tick).
+    public func watchClock() {
+        _ = engine.events.subscribe(types: [EventType.clockChanged.rawValue]) { [weak self] _ in
+            guard let service = self else { return }
+            DispatchQueue.global().async { service.runDue() }
+        }
+    }
+
+    /// Runs the future-dated work that is due on the virtual clock, in due order.
+    public func runDue() {
+        let now = engine.now()
+        let due = pending.withLock { list -> [PendingWork] in
+            let ready = list.filter { $0.due <= now }.sorted { ($0.due, $0.id) < ($1.due, $1.id) }
+            list.removeAll { $0.due <= now }
+            return ready
+        }
+        for work in due { work.run() }
+    }
+
+    /// Holds `run` until `due`; false when too much is pending.
+    func schedule(_ due: Timestamp, device: EUI64, variant: String, _ run: @escaping @Sendable () -> Void) -> Bool {
+        let id = nextPending.withLock { $0 += 1; return $0 }
+        return pending.withLock { list in
+            guard list.count < Self.maxPending else { return false }
+            list.append(PendingWork(id: id, due: due, device: device, variant: variant, run: run))
+            return true
+        }
+    }
+
+    /// Cancels the pending work of `variant` for `device`; how many were cancelled.
+    func cancel(device: EUI64, variant: String) -> Int {
+        pending.withLock { list in
+            let before = list.count
+            list.removeAll { $0.device == device && $0.variant == variant }
+            return before - list.count
+        }
+    }
+
+    public var pendingCount: Int { pending.withLock { $0.count } }
 
     /// What goes back over HTTP, and what follows asynchronously.
     public struct Reply: Sendable {
@@ -173,14 +230,32 @@ public final class DUISService: Sendable {
     // MARK: device requests
 
     /// Sync I99, then the device's response, delivered once the I99 is written.
+    /// A DSP-future-dated request (duis.md §5) is held until its ExecutionDateTime on the virtual
+    /// clock; the cancel time removes the pending one of that variant for that device.
     func sendCommand(_ request: DUISRequest, now: Timestamp, device answer: @escaping @Sendable () -> DUISResponse) -> Reply {
-        exchange(request, code: .accepted, message: "accepted for \(request.requestID.target)")
         let outbox = self.outbox
-        return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml) { [self] in
+        let deliver: @Sendable () -> Void = { [self] in
             let response = answer()
             exchange(request, code: response.code, message: "device response")
             outbox.post(response, originator: request.requestID.originator)
         }
+        let target = request.requestID.target, variant = request.service.variant
+        if request.service.futureDating == .dsp, let execution = request.body.executionDateTime {
+            if execution == Self.cancelTime {
+                let cancelled = cancel(device: target, variant: variant)
+                exchange(request, code: .accepted, message: "cancelled \(cancelled) pending \(variant) for \(target)")
+                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
+            }
+            if execution > now {
+                guard schedule(execution, device: target, variant: variant, deliver) else {
+                    return refuse(request, DUISRefusal(.commandVariant, "too many future-dated requests pending (\(Self.maxPending))"), now: now)
+                }
+                exchange(request, code: .accepted, message: "held by the DCC until \(execution.rfc3339)")
+                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
+            }
+        }
+        exchange(request, code: .accepted, message: "accepted for \(target)")
+        return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: deliver)
     }
 
     // MARK: the critical flow (duis.md §2)
@@ -264,6 +339,19 @@ public final class DUISService: Sendable {
         }
         let content: [UInt8]
         switch body {
+        case .activateFirmware(let time, let hash) where (execution ?? time).map({ $0 > now }) == true:
+            // Device future dating: the device takes the time, answers NULL now and raises 8F66/8F67 then;
+            // the cancel time withdraws the pending one.
+            let when = (execution ?? time)!
+            if when == Self.cancelTime {
+                _ = cancel(device: target.id, variant: "11.3")
+            } else {
+                let scheduled = schedule(when, device: target.id, variant: "11.3") { [self] in
+                    futureDatedActivation(request, hash: hash, execution: when, commandCounter: command.counter)
+                }
+                if !scheduled { return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil) }
+            }
+            content = GBCS.cs06Scheduled
         case .activateFirmware(let time, let hash):
             let when = execution ?? time
             let report: ActivationReport
@@ -283,6 +371,28 @@ public final class DUISService: Sendable {
         }
         return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(GBCS.response(header: command.response(at: now), content: content)))
     }
+
+    /// A future-dated CS06 reaching its time: the device activates (or fails to) and raises the
+    /// 00CA alert, carried in an I0 ResponseMessage as FutureDatedDeviceAlertMessage.
+    func futureDatedActivation(_ request: DUISRequest, hash: [UInt8], execution: Timestamp, commandCounter: UInt64) {
+        let id = request.requestID.target
+        let outcome: ActivationOutcome
+        do { outcome = try engine.activateFirmware(id, hash: Hex.encode(hash).lowercased(), at: nil).outcome } catch { outcome = .activationFailure }
+        let running = engine.device(id)?.firmwareVersion ?? FirmwareVersion(0)
+        let now = engine.now()
+        let header = GBCS.Header(cra: .alert, counter: alertCounter(), originator: id, recipient: request.requestID.originator, dateTime: nil,
+                                 messageCode: GBCS.MessageCode.cs06Alert.rawValue)
+        let content = GBCS.cs06OutcomeAlert(success: outcome == .success, execution: execution, commandCounter: commandCounter, rc: outcome.rawValue, version: running)
+        let alert = GBCS.generalSigning(header: header, content: content, signature: .signed(GBCS.placeholderSignature(header: header, content: content)))
+        let code = outcome == .success ? "8F66" : "8F67"
+        let response = DUISResponse.deviceResponse(to: request, code: .success, at: now,
+                                                   content: .futureDatedAlert(code: code, payload: alert, instruction: 1, totalInstructions: 1))
+        exchange(request, code: .success, message: "future-dated activation ran: \(code) (\(outcome.name))")
+        outbox.post(response, originator: request.requestID.originator)
+    }
+
+    /// Devices' alert counters: one increasing counter seeded with Unix ms (gbcs.md §4), in memory.
+    func alertCounter() -> UInt64 { dccCounter() }
 
     /// The inventory side of a pairing: the HAN device of the two (not a meter) joins or leaves the
     /// other's Communications Hub. GBCS result codes: 0 success; join 5 write failure (refused by the

@@ -123,6 +123,11 @@ public final class Daemon: Sendable {
         let hanChannels = try han.listen(runtimeDirectory: runtimeDirectory, activated: activated)
         let duis = DUISServer(service: duisService, group: group, pool: pool, settings: lab.settings.duis, logger: logger)
         let duisChannels = try duis.listen(runtimeDirectory: runtimeDirectory, activated: activated, socketSettings: lab.settings)
+        // Future-dated DUIS work falls due as the virtual clock moves and as real time passes.
+        duisService.watchClock()
+        let duisTick = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if duisService.pendingCount > 0 { pool.submit { _ in duisService.runDue() } }
+        }
 
         // The one timer for every scheduled job, re-armed for whatever is due next.
         let timer = JobTimer(eventLoop: group.next(), pool: pool, engine: engine, logger: logger)
@@ -190,6 +195,7 @@ public final class Daemon: Sendable {
         logger.info("stopping", metadata: ["event": "daemon.stopping"])
         for source in sources { source.cancel() }
         for task in repeating { task.cancel() }
+        duisTick.cancel()
         timer.cancel()
         // Stop accepting, then let in-flight requests finish: the pool drains before the loops stop.
         try? controlChannel.close().wait()

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import SMETSCore
 import SMETSRPC
 import Testing
 
@@ -273,5 +274,53 @@ final class ReceiveResponseStub: @unchecked Sendable {
         let cleared = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.esme):3002"))
         #expect(cleared[0] == 0xDD && Array(cleared.dropLast(13).suffix(13)) == [0x0C, 0xDA, 0x20, 0x00, 0x0B, 0xBA, 0x00, 0x00, 0x01, 0x00, 0x01, 0x02, 0x00])
         #expect(daemon.logText.contains("tenancy.changed") || daemon.logText.contains("tenancy.scheduled"))
+    }
+
+    /// duis.md §5 on the virtual clock: a DSP-held 11.2 answers when the clock reaches its time, a
+    /// cancelled one never does, and a future-dated 11.3 answers NULL now and raises 8F66/8F67 then.
+    @Test func futureDatingOnTheVirtualClock() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let now = try #require(Timestamp(rfc3339: try daemon.call("clock.get")["now"]?.stringValue ?? ""))
+        let tomorrow = now.adding(seconds: 86_400).rfc3339
+        func read(_ counter: Int, _ time: String) -> String {
+            Self.request(target: Self.ppmid, counter: counter, cv: 1, reference: "11.2", variant: "11.2",
+                         body: "<sr:ReadFirmwareVersion><sr:ExecutionDateTime>\(time)</sr:ExecutionDateTime></sr:ReadFirmwareVersion>")
+        }
+        func responses(_ counter: Int, target: String = Self.ppmid) throws -> [JSONValue] {
+            try daemon.call("duis.responses", ["requestID": .string("\(Self.supplier):\(target):\(counter)")])["responses"]?.arrayValue ?? []
+        }
+        // 4001 is held, then cancelled by 4003; 4002, sent after the cancellation, stays held.
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(4001, tomorrow)).body) == "I99")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(4003, "3000-12-31T00:00:00Z")).body) == "I99")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(4002, tomorrow)).body) == "I99")
+
+        let hash = String(repeating: "CD", count: 32)
+        let activate = Self.request(target: Self.esme, counter: 4004, cv: 4, reference: "11.3", variant: "11.3",
+                                    body: "<sr:ActivateFirmware><sr:ExecutionDateTime>\(tomorrow)</sr:ExecutionDateTime><sr:FirmwareHash>\(hash)</sr:FirmwareHash></sr:ActivateFirmware>")
+        let pre = try payload(try httpOverUnix(socket, target: "/api/v1/serviceT", body: activate).body)
+        #expect(Array(pre.suffix(17).prefix(2)) == [0x18, 0x0F], "the execution time is in the command")
+        let signed = Self.request(target: Self.esme, counter: 4004, cv: 5, reference: "11.3", variant: "11.3",
+                                  body: "<sr:SignedPreCommand><sr:GBCSPayload>\(Data(pre + [0x40] + [UInt8](repeating: 3, count: 64)).base64EncodedString())</sr:GBCSPayload></sr:SignedPreCommand>")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: signed).body) == "I99")
+        let accepted = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.esme):4004"))
+        #expect(Array(accepted[45...47]) == [0x02, 0x05, 0x00], "future dated: the device answers NULL")
+
+        usleep(300_000)
+        #expect(try responses(4001).isEmpty && responses(4002).isEmpty, "held by the DCC until its time")
+        _ = try daemon.call("clock.advance", ["seconds": 172_800])
+        for _ in 0..<100 where try responses(4002).isEmpty || responses(4004, target: Self.esme).count < 2 { usleep(50_000) }
+        #expect(try responses(4002).count == 1)
+        #expect(try responses(4001).isEmpty && responses(4003).isEmpty, "cancelled, and the cancellation has no device response")
+        let alerts = try responses(4004, target: Self.esme)
+        #expect(alerts.count == 2)
+        let alert = try #require(alerts.last?["xml"]?.stringValue)
+        // The ESME holds no image: 8F67 with rc 1, in an I0 ResponseMessage.
+        #expect(element("FutureDatedAlertCode", in: alert) == "8F67")
+        #expect(element("InstructionNumber", in: alert) == "1" && element("TotalCommandInstructions", in: alert) == "1")
+        let bytes = try payload(alert)
+        #expect(bytes[0] == 0xDF && bytes[2] == 0x03 && Array(bytes[30...32]) == [0x02, 0x00, 0xCA])
+        #expect(Array(bytes[34...39]) == [0x30, 0x25, 0x02, 0x03, 0x00, 0x8F] && bytes[40] == 0x67)
     }
 }
