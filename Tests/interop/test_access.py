@@ -62,10 +62,12 @@ METHODS = {
     "firmware.upload.chunk": {},
     "firmware.upload.commit": {},
     "firmware.upload.discard": {},
+    "duis.responses": {},
+    "duis.submit": {"path": "serviceD", "xml": "<x/>"},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
-                        "events.subscribe", "events.unsubscribe", "firmware.version"}
+                        "events.subscribe", "events.unsubscribe", "firmware.version", "duis.responses"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 # HAN faults (docs/faults.md): admin and rig. A drop with probability 0 changes nothing for the other calls.
 METHODS.update({"faults.add": {"device": PPMID, "kind": "drop", "probability": 0}, "faults.list": {},
