@@ -80,7 +80,11 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
 for i, line in enumerate(sys.stdin):
     method, params = json.loads(line)
     f.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n").encode()); f.flush()
-    print(f.readline().decode().strip(), flush=True)
+    while True:  # notifications (a capture's records, subscribed events) are not the answer
+        answer = f.readline().decode().strip()
+        if not answer or "id" in json.loads(answer):
+            break
+    print(answer, flush=True)
 """
 
 
