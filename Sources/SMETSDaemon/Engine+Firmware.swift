@@ -622,6 +622,20 @@ extension Engine {
             if relay.age >= Self.relayRefresh { relay = relayContext() }
             relay.age += 1
             let bytes = outgoing.frame.encoded()
+            if faults.isActive {
+                // Through the sender's rules, then the receiver's; what is left is relayed and handled
+                // as bytes (a corrupted frame must be decoded again). Delays are not waited here.
+                for zcl in impairNow(outgoing, bytes: bytes) {
+                    var sent = outgoing
+                    sent.encodedZCL = zcl
+                    self.relay(sent, bytes: zcl, context: relay)
+                    switch handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: zcl) {
+                    case .now(let replies): queue += replies
+                    case .blocking(let work): queue += work()
+                    }
+                }
+                continue
+            }
             self.relay(outgoing, bytes: bytes, context: relay)
             let handling = otaFastPath(outgoing, receiver: devices[outgoing.to] ?? nil)
                 ?? handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)

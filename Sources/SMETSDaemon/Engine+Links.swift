@@ -157,8 +157,20 @@ extension Engine {
         for (index, outgoing) in sent {
             let bytes = outgoing.zcl
             publishFrame(device: outgoing.from, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
+            let isLocal = deliver && local[index]
+            if faults.isActive {
+                // The trace keeps what the device sent; the rules decide what reaches the air.
+                let sending = outgoing
+                impair(device: outgoing.from, peer: outgoing.to, direction: .fromDevice, cluster: outgoing.cluster, zcl: bytes) { [self] zcl in
+                    var sent = sending
+                    sent.encodedZCL = zcl
+                    state.withLock { $0.frameSink }?(sent)
+                    if isLocal { receiveImpaired(to: sent.to, from: sent.from, cluster: sent.cluster, zcl: zcl) }
+                }
+                continue
+            }
             sink?(outgoing)
-            guard deliver, local[index] else { continue }
+            guard isLocal else { continue }
             if let deliverLater {
                 deliverLater { [self] in deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes) }
             } else {
@@ -166,6 +178,14 @@ extension Engine {
             }
         }
         return withheld
+    }
+
+    /// A frame from one emulated device reaches another through the receiver's rules too.
+    private func receiveImpaired(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
+        guard faults.isActive else { return deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl) }
+        impair(device: target, peer: source, direction: .toDevice, cluster: cluster, zcl: zcl) { [self] zcl in
+            deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl)
+        }
     }
 
     /// A meter keeps the messages it sends, before it sends them, so that GetLastMessage can repeat

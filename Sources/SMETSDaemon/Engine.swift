@@ -51,6 +51,10 @@ public final class Engine: Sendable {
     public let startedAt: Timestamp
     let realNow: @Sendable () -> Timestamp
     let traces: FrameTraces
+    /// The HAN fault rules in force (`faults.*`).
+    let faults = FaultInjector()
+    /// Live pcap captures of the HAN (`han.capture`).
+    let captures = CaptureHub()
 
 
     public init(store: StateStore, lab: LabSnapshot, events: EventHub, logger: Logger,

@@ -58,12 +58,21 @@ final class HANServer: Sendable {
             let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
                                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
                                               destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl))
+            if case .data(let data) = frame { engine.capture(data) }
             let bytes = frame.encoded()
             for channel in links.channels(of: outgoing.from) {
                 var buffer = channel.allocator.buffer(capacity: bytes.count)
                 buffer.writeBytes(bytes)
                 channel.writeAndFlush(buffer, promise: nil)
             }
+        }
+        // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
+        // another emulated device may write).
+        engine.faults.setScheduler { [group, pool] millis, work in
+            group.next().scheduleTask(in: .milliseconds(Int64(millis))) { pool.submit { _ in work() } }
+        }
+        engine.faults.setLinkDropper { device in
+            for channel in links.channels(of: device) { channel.close(promise: nil) }
         }
     }
 
@@ -227,7 +236,9 @@ final class HANChannelHandler: ChannelInboundHandler {
             }
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):
-            perform(machine.registered(links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)), context: context)
+            // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
+            let attached = !engine.refusesLink(to: device) && links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)
+            perform(machine.registered(attached), context: context)
         case .detach(let device):
             links.detach(context.channel, from: device)
         case .releaseAdmission:
@@ -244,6 +255,22 @@ final class HANChannelHandler: ChannelInboundHandler {
     }
 
     private func dispatch(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
+        guard engine.faults.isActive else { return deliver(data, to: device, context: context) }
+        // The rules decide whether, when and as what the frame reaches the device; a frame they
+        // let through later is handed back to this link's event loop, where its order is kept.
+        let eventLoop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl) { zcl in
+            var impaired = data
+            impaired.zcl = zcl
+            let received = impaired
+            let run: @Sendable () -> Void = { let (handler, context) = bound.value; handler.deliver(received, to: device, context: context) }
+            if eventLoop.inEventLoop { run() } else { eventLoop.execute(run) }
+        }
+    }
+
+    private func deliver(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
+        engine.capture(data)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
         let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
