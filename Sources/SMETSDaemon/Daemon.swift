@@ -72,6 +72,7 @@ public final class Daemon: Sendable {
 
     private func serve(lab: LabSnapshot, stateDirectory: String, runtimeDirectory: String) throws -> Int32 {
         let started = RealTime.now()
+        FileDescriptorBudget.ensure(for: lab.settings, logger: logger)
         let store = try StateStore(directory: stateDirectory)
         let events = EventHub(logger: logger)
         let engine = try Engine(store: store, lab: lab, events: events, logger: logger)
@@ -79,7 +80,9 @@ public final class Daemon: Sendable {
         let counter = ConnectionCounter()
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
         let access = AccessPolicy(configuration: lab.access)
-        let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger)
+        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger)
+        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger)
+        let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger, duis: duisService)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let pool = NIOThreadPool(numberOfThreads: 2)
@@ -92,6 +95,7 @@ public final class Daemon: Sendable {
         let activated = SocketActivation.takeListenFDs()
         let controlPath = runtimeDirectory + "/control.sock"
         let controlBootstrap = ServerBootstrap(group: group)
+            .backingOffAccept(listener: "control.sock", logger: logger)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
             .childChannelInitializer { channel in
@@ -119,6 +123,13 @@ public final class Daemon: Sendable {
 
         let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, access: access, logger: logger)
         let hanChannels = try han.listen(runtimeDirectory: runtimeDirectory, activated: activated)
+        let duis = DUISServer(service: duisService, group: group, pool: pool, settings: lab.settings.duis, logger: logger)
+        let duisChannels = try duis.listen(runtimeDirectory: runtimeDirectory, activated: activated, socketSettings: lab.settings)
+        // Future-dated DUIS work falls due as the virtual clock moves and as real time passes.
+        duisService.watchClock()
+        let duisTick = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if duisService.pendingCount > 0 { pool.submit { _ in duisService.runDue() } }
+        }
 
         // The one timer for every scheduled job, re-armed for whatever is due next.
         let timer = JobTimer(eventLoop: group.next(), pool: pool, engine: engine, logger: logger)
@@ -127,8 +138,11 @@ public final class Daemon: Sendable {
 
         let statusLine: @Sendable () -> String = {
             let counts = engine.counts, connections = counter.current
-            return "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
+            let line = "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
+            guard let degraded = store.health.degraded else { return line }
+            return "degraded: \(degraded.fault.explanation), writes refused, reads served; " + line
         }
+        Self.watchStorage(store: store, notifier: notifier, logger: logger, statusLine: statusLine)
         // Signals arrive on one dispatch queue; the handlers only hop to work elsewhere. They are in place
         // before anyone can see "ready": a SIGTERM sent between the two would otherwise be ignored and lost.
         let stop = DispatchSemaphore(value: 0)
@@ -175,6 +189,12 @@ public final class Daemon: Sendable {
             let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
         }
+        // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
+        let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)
+        repeating.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(probeMillis), delay: .milliseconds(probeMillis)) { _ in
+            guard store.health.degraded != nil else { return }
+            pool.submit { _ in try? store.probe() }
+        })
         if SystemdNotifier.isAvailable {
             let notifier = self.notifier
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in _ = notifier.status(statusLine()) })
@@ -186,12 +206,14 @@ public final class Daemon: Sendable {
         logger.info("stopping", metadata: ["event": "daemon.stopping"])
         for source in sources { source.cancel() }
         for task in repeating { task.cancel() }
+        duisTick.cancel()
         timer.cancel()
         // Stop accepting, then let in-flight requests finish: the pool drains before the loops stop.
         try? controlChannel.close().wait()
-        for channel in hanChannels { try? channel.close().wait() }
+        for channel in hanChannels + duisChannels { try? channel.close().wait() }
         if SocketActivation.socket(for: "control", in: activated) == nil { unlink(controlPath) }
         han.removeSocketFiles()
+        duis.removeSocketFiles()
         try? pool.syncShutdownGracefully()
         logger.info("stopped", metadata: ["event": "daemon.stopped"])
         return 0
@@ -199,6 +221,26 @@ public final class Daemon: Sendable {
 }
 
 extension Daemon {
+    /// The store's health, as a log line and systemd STATUS= when it changes: degraded at the first write
+    /// the disk refuses, recovered at the first it takes again.
+    static func watchStorage(store: StateStore, notifier: SystemdNotifier, logger: Logger, statusLine: @escaping @Sendable () -> String) {
+        // Told on the thread of the write that changed it, maybe under the engine's locks: the log line
+        // and the STATUS (which reads the engine's counts) go out from a serial queue, in order.
+        let queue = DispatchQueue(label: "smetsd.storage-health")
+        @Sendable func report(_ degraded: StoreHealth.Degraded?) {
+            if let degraded {
+                logger.error("the state folder refuses writes; serving reads and refusing changes until it recovers", metadata: [
+                    "event": "store.degraded", "fault": .string(degraded.fault.rawValue), "error": .string(degraded.detail),
+                    "state_file": .string(store.path),
+                ])
+            } else {
+                logger.notice("the state folder takes writes again", metadata: ["event": "store.recovered", "state_file": .string(store.path)])
+            }
+            _ = notifier.status(statusLine())
+        }
+        store.health.observe { degraded in queue.async { report(degraded) } }
+    }
+
     /// One line per reload, naming the settings it applied and those that wait for a restart
     /// (a warning then, so that `journalctl -p warning` shows it).
     static func logReload(logger: Logger, added: Int, applied: [String], needsRestart: [String]) {
