@@ -292,3 +292,21 @@ class EchoServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def image_params(control: Control, image: Path) -> dict:
+    """The params naming `image` for firmware.check / firmware.update on this connection: inline base64
+    when small, else uploaded in chunks (firmware.upload.*). smetsd opens no path a request names
+    outside its imagesDirectory (docs/firmware.md, "Where an image comes from")."""
+    import base64
+    import hashlib
+    data = image.read_bytes()
+    if len(data) <= 512 * 1024:
+        return {"image": base64.b64encode(data).decode()}
+    begun = control.call("firmware.upload.begin", {"size": len(data)})
+    step = min(256 * 1024, begun["chunkBytes"])
+    for offset in range(0, len(data), step):
+        control.call("firmware.upload.chunk", {"upload": begun["upload"], "offset": offset,
+                                               "data": base64.b64encode(data[offset:offset + step]).decode()})
+    control.call("firmware.upload.commit", {"upload": begun["upload"], "sha256": hashlib.sha256(data).hexdigest()})
+    return {"upload": begun["upload"]}

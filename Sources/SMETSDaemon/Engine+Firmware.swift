@@ -4,7 +4,6 @@ import Foundation
 import SMETSCore
 import SMETSDCC
 import SMETSDevices
-import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
@@ -48,7 +47,7 @@ struct Announcement: Sendable {
     var type: EventType
     var device: EUI64
     var time: Timestamp
-    var data: [String: JSONValue]
+    var data: [String: EventValue]
 }
 
 /// One target's outcome of `firmware.update`.
@@ -379,7 +378,7 @@ extension Engine {
     private func publish(_ event: OTAClient.Event, device id: EUI64, time: Timestamp) {
         switch event {
         case let .notified(server, version, accepted):
-            var data: [String: JSONValue] = ["server": .string(server.description), "accepted": .bool(accepted)]
+            var data: [String: EventValue] = ["server": .string(server.description), "accepted": .bool(accepted)]
             if let version { data["fileVersion"] = .string(upperHex(version, width: 8)) }
             events.publish(.firmwareNotified, device: id, time: time, data: data)
         case let .noImage(server, status):
@@ -623,6 +622,20 @@ extension Engine {
             if relay.age >= Self.relayRefresh { relay = relayContext() }
             relay.age += 1
             let bytes = outgoing.frame.encoded()
+            if faults.isActive {
+                // Through the sender's rules, then the receiver's; what is left is relayed and handled
+                // as bytes (a corrupted frame must be decoded again). Delays are not waited here.
+                for zcl in impairNow(outgoing, bytes: bytes) {
+                    var sent = outgoing
+                    sent.encodedZCL = zcl
+                    self.relay(sent, bytes: zcl, context: relay)
+                    switch handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: zcl) {
+                    case .now(let replies): queue += replies
+                    case .blocking(let work): queue += work()
+                    }
+                }
+                continue
+            }
             self.relay(outgoing, bytes: bytes, context: relay)
             let handling = otaFastPath(outgoing, receiver: devices[outgoing.to] ?? nil)
                 ?? handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)
@@ -773,38 +786,23 @@ extension Engine {
 
     // MARK: reads
 
-    /// What `firmware.version` reports.
-    public func firmwareStatus(_ id: EUI64) throws -> JSONValue {
+    /// What `firmware.version` reports (shaped in ControlMethods+Firmware).
+    public struct FirmwareStatus: Sendable {
+        public var device: Device
+        public var model: DeviceModel?
+        /// The version the DCC's inventory presents (a fictitious one under `interim`).
+        public var presented: FirmwareVersion
+        public var firmware: DeviceFirmwareState
+    }
+
+    public func firmwareStatus(_ id: EUI64) throws -> FirmwareStatus {
         let device = try requireDevice(id)
         let firmware = firmwareState(id)
         return state.withLock { state in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
                 ?? device.firmwareVersion
-            var object: [String: JSONValue] = [
-                "device": .string(id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
-                "presentedFirmwareVersion": .string(presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
-                "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
-                "imageUpgradeStatusName": .string(firmware.client.imageUpgradeStatus.name),
-                "fileOffset": .int(Int64(firmware.fileOffset)),
-            ]
-            if let model {
-                object["manufacturerCode"] = .string(model.manufacturer.code)
-                object["imageType"] = .string(model.otaImageType)
-            }
-            object["held"] = firmware.client.held.map { held -> JSONValue in
-                [
-                    "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
-                    "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
-                ]
-            } ?? .null
-            object["download"] = firmware.client.download.map { download -> JSONValue in
-                [
-                    "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
-                    "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
-                ]
-            } ?? .null
-            return .object(object)
+            return FirmwareStatus(device: device, model: model, presented: presented, firmware: firmware)
         }
     }
 }

@@ -14,6 +14,8 @@ public final class StateStore: Sendable {
     public let path: String
     let pool: DatabasePool
     let hooks: StoreHooks
+    /// Whether writes succeed now (a full, read-only or failing disk degrades it; see StoreHealth).
+    public let health = StoreHealth()
 
     /// Opens (creating if needed) the state in `directory` and brings its schema up to date.
     /// - Parameters:
@@ -43,11 +45,28 @@ public final class StateStore: Sendable {
 
     /// Runs `body` in one write transaction; it is durable when this returns.
     public func write<T>(_ body: (StoreTransaction) throws -> T) throws -> T {
-        try pool.write { db in
-            let result = try body(StoreTransaction(db: db))
-            // After the body, so that a failure here rolls back everything the body wrote.
-            try hooks.beforeCommit?()
+        do {
+            let result = try pool.write { db in
+                let result = try body(StoreTransaction(db: db))
+                // After the body, so that a failure here rolls back everything the body wrote.
+                try hooks.beforeCommit?()
+                return result
+            }
+            health.succeeded()
             return result
+        } catch {
+            if let fault = StorageFault(error) { health.failed(fault, error) }
+            throw error
+        }
+    }
+
+    /// The smallest durable write (one row of `meta`, fsync'd): whether the disk takes writes again.
+    /// The daemon runs it every few seconds while the store is degraded, so writes resume by
+    /// themselves once space returns, without waiting for a caller to try.
+    public func probe() throws {
+        try write { transaction in
+            try transaction.db.execute(sql: "INSERT INTO meta (key, value) VALUES ('probe', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                       arguments: [String(Date().timeIntervalSince1970)])
         }
     }
 
@@ -59,11 +78,16 @@ public final class StateStore: Sendable {
     /// Moves every WAL frame into the database and truncates the WAL to zero bytes, so that no old
     /// page image (holding data since deleted) survives in it.
     public func scrub() throws {
-        try pool.writeWithoutTransaction { db in
-            _ = try db.checkpoint(.truncate)
-            // SQLite truncates the WAL without an fsync: after a power cut the file could come back at
-            // its old size, old frames and all. Syncing it makes the truncation durable.
-            try Self.sync(path + "-wal")
+        do {
+            try pool.writeWithoutTransaction { db in
+                _ = try db.checkpoint(.truncate)
+                // SQLite truncates the WAL without an fsync: after a power cut the file could come back at
+                // its old size, old frames and all. Syncing it makes the truncation durable.
+                try Self.sync(path + "-wal")
+            }
+        } catch {
+            if let fault = StorageFault(error) { health.failed(fault, error) }
+            throw error
         }
     }
 
@@ -148,6 +172,15 @@ public final class StateStore: Sendable {
         // When the consumer made a setting, so that a Change of Tenancy at T clears only those made up to T.
         migrator.registerMigration("v3-consumer-setting-time") { db in
             try db.execute(sql: "ALTER TABLE consumer_setting ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0")
+        }
+        // A meter's time-based debt (added each day) and payment-based recovery (a share of each top-up).
+        migrator.registerMigration("v4-debt-recovery") { db in
+            try db.execute(sql: """
+                ALTER TABLE prepayment ADD COLUMN debt_per_day INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE prepayment ADD COLUMN recovery_percent INTEGER NOT NULL DEFAULT 0;
+                -- The daily rollover reads only the meters that accrue, not every meter of a large lab.
+                CREATE INDEX prepayment_accruing ON prepayment (device) WHERE debt_per_day > 0;
+                """)
         }
         return migrator
     }

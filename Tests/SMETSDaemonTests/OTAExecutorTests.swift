@@ -101,7 +101,7 @@ struct OTAExecutorTests {
         throw CancellationError()
     }
 
-    static func status(_ engine: Engine) throws -> JSONValue { try engine.firmwareStatus(ppmid) }
+    static func status(_ engine: Engine) throws -> JSONValue { ControlRouter.firmwareStatusJSON(try engine.firmwareStatus(ppmid)) }
 
     static func defaultResponseStatus(_ frames: [ZCLFrame]) throws -> UInt8? {
         guard let frame = frames.first, frame.header.commandID == ZCLGlobalCommandID.defaultResponse, frame.header.frameType == .global else { return nil }

@@ -122,6 +122,18 @@ struct DisplayDataTests {
         #expect(try store.read { try $0.prepayment(device: ihd) } == nil)
     }
 
+    @Test("a meter's debt settings are kept with its balances; only meters with a daily debt accrue")
+    func debtSettings() throws {
+        let accruing = PrepaymentState(credit: 1, emergencyCredit: 2, debt: 3, debtPerDay: .max, recoveryPercent: 255)
+        try store.write { tx throws in
+            try tx.savePrepayment(accruing, device: ppmid)
+            try tx.savePrepayment(PrepaymentState(credit: 1, emergencyCredit: 2, debt: 3, recoveryPercent: 50), device: ihd)
+        }
+        #expect(try store.read { try $0.prepayment(device: ppmid) } == accruing)
+        let meters = try store.read { try $0.debtAccruingMeters() }
+        #expect(meters.map(\.device) == [ppmid] && meters.first?.state == accruing)
+    }
+
     @Test("consumer settings upsert per key")
     func consumerSettings() throws {
         try store.write { tx throws in

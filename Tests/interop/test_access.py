@@ -41,6 +41,7 @@ METHODS = {
     "han.trace": {"device": PPMID},
     "han.topUp": {"device": PPMID, "code": "12345678901234500150"},
     "display.settings": {"device": PPMID},
+    "meter.debt": {"device": "00-DB-12-34-56-78-00-02"},
     "clock.get": {},
     "clock.set": {"time": "2030-01-01T00:00:00Z"},
     "clock.advance": {"seconds": 1},
@@ -57,11 +58,19 @@ METHODS = {
     "firmware.activate": {},
     "firmware.check": {},
     "firmware.images": {},
+    "firmware.upload.begin": {"size": 1},
+    "firmware.upload.chunk": {},
+    "firmware.upload.commit": {},
+    "firmware.upload.discard": {},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
                         "events.subscribe", "events.unsubscribe", "firmware.version"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
+# HAN faults (docs/faults.md): admin and rig. A drop with probability 0 changes nothing for the other calls.
+METHODS.update({"faults.add": {"device": PPMID, "kind": "drop", "probability": 0}, "faults.list": {},
+                "faults.remove": {"id": 999999}, "faults.clear": {}, "han.capture": {"device": PPMID}})
+RIG_METHODS |= {"faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture"}
 
 CLIENT = r"""
 import json, socket, sys
