@@ -73,7 +73,9 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
 for i, line in enumerate(sys.stdin):
     method, params = json.loads(line)
     f.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n").encode()); f.flush()
-    print(f.readline().decode().strip(), flush=True)
+    while "id" not in (reply := json.loads(f.readline())):  # skip notifications (han.capture's records)
+        pass
+    print(json.dumps(reply), flush=True)
 """
 
 

@@ -30,7 +30,7 @@ from conftest import P1_CHF, P1_PPMID, RPCError
 from hanlink import Basic, HanLink, LinkClosed, Ota
 from test_ota_zigpy import ACME, ACME_KEY, IMAGE_TYPE, MANUFACTURER, NEW_VERSION, build, smetsctl  # noqa: F401 (fixture)
 
-ROUND_TRIP = 0.15  # what the rig waits for an answer before it retries (the delay rule adds at most 10 ms)
+ROUND_TRIP = 0.1  # what the rig waits for an answer before it retries (the delay rule adds at most 10 ms each way)
 
 
 class Capture:
