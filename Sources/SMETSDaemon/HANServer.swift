@@ -87,6 +87,7 @@ final class HANServer: Sendable {
         let engine = self.engine, pool = self.pool, counter = self.counter, settings = self.settings, links = self.links
         let access = self.access
         return ServerBootstrap(group: group)
+            .backingOffAccept(listener: impliedDevice.map { "devices/\($0).sock" } ?? "han.sock", logger: logger)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.allowRemoteHalfClosure, value: false)
             // A rig that stops reading its answers stops being read: its requests wait in the kernel,
@@ -270,8 +271,8 @@ final class HANChannelHandler: ChannelInboundHandler {
 
     private func deliver(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
         engine.capture(data)
-        engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
+        let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
         let rig = data.source, endpoint = data.sourceEndpoint
         let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
@@ -284,24 +285,16 @@ final class HANChannelHandler: ChannelInboundHandler {
         let blocking = if case .blocking = handling { true } else { false }
         switch (machine.route(blocking: blocking), handling) {
         case (.emitNow, .now(let replies)):
-            emitOnPool(addressed(replies))
+            // The request and its answers are traced together (one clock read, one trace lock).
+            let pool = self.pool
+            engine.emit(addressed(replies), answering: incoming, deliverLater: { work in pool.submit { _ in work() } })
         case (.enqueue, .now(let replies)):
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(replies) }, context: context)
         case (_, .blocking(let produce)):
             // The machine never routes blocking work to .emitNow.
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(produce()) }, context: context)
-        }
-    }
-
-    /// Replies computed on the loop still go out through `emit`, which may hand them to another
-    /// emulated device (a blocking write): fast path for the common case of a rig as the peer.
-    private func emitOnPool(_ replies: [OutgoingZCL]) {
-        guard !replies.isEmpty else { return }
-        if replies.allSatisfy({ engine.device($0.to) == nil }) {
-            engine.emit(replies)
-        } else {
-            let engine = self.engine
-            pool.submit { _ in engine.emit(replies) }
         }
     }
 

@@ -41,6 +41,7 @@ METHODS = {
     "han.trace": {"device": PPMID},
     "han.topUp": {"device": PPMID, "code": "12345678901234500150"},
     "display.settings": {"device": PPMID},
+    "meter.debt": {"device": "00-DB-12-34-56-78-00-02"},
     "clock.get": {},
     "clock.set": {"time": "2030-01-01T00:00:00Z"},
     "clock.advance": {"seconds": 1},
@@ -57,6 +58,10 @@ METHODS = {
     "firmware.activate": {},
     "firmware.check": {},
     "firmware.images": {},
+    "firmware.upload.begin": {"size": 1},
+    "firmware.upload.chunk": {},
+    "firmware.upload.commit": {},
+    "firmware.upload.discard": {},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
