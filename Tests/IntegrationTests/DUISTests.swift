@@ -323,4 +323,29 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(bytes[0] == 0xDF && bytes[2] == 0x03 && Array(bytes[30...32]) == [0x02, 0x00, 0xCA])
         #expect(Array(bytes[34...39]) == [0x30, 0x25, 0x02, 0x03, 0x00, 0x8F] && bytes[40] == 0x67)
     }
+
+    /// 11.4: W110401 naming the devices left out and why; the accepted PPMID runs the new version after.
+    @Test func updatePPMIDFirmwareWarnsAndDistributes() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let image = try FirmwareTests.build()
+        // 00-05 takes it; 00-DB-12-34-56-79-00-05 is in a SMETS1 system (Requirement 7); 00-07 is only whitelisted; 99-99 unknown.
+        let update = Self.request(target: Self.dcc, counter: 5001, cv: 8, reference: "11.4", variant: "11.4", body: """
+            <sr:UpdatePPMIDFirmware><sr:FirmwareImage>\(Data(image).base64EncodedString())</sr:FirmwareImage><sr:FirmwareVersion>01030000</sr:FirmwareVersion>
+            <sr:DeviceIDList>\(Self.ppmid),00-DB-12-34-56-79-00-05,00-DB-12-34-56-78-00-07,00-DB-12-34-56-78-99-99</sr:DeviceIDList></sr:UpdatePPMIDFirmware>
+            """)
+        let reply = try httpOverUnix(socket, target: "/api/v1/serviceD", body: update).body
+        #expect(element("ResponseCode", in: reply) == "W110401")
+        #expect(element("InvalidDeviceIDList", in: reply) == "00-DB-12-34-56-78-99-99")
+        #expect(element("NotCommissionedDeviceIDList", in: reply) == "00-DB-12-34-56-78-00-07")
+        #expect(element("NotApplicableFirmwareDeviceIDList", in: reply) == "00-DB-12-34-56-79-00-05")
+        var version: String?
+        for _ in 0..<200 where version != "01030000" {
+            version = try daemon.call("devices.get", ["id": .string(Self.ppmid)])["firmwareVersion"]?.stringValue
+            if version != "01030000" { usleep(50_000) }
+        }
+        #expect(version == "01030000")
+        #expect(try daemon.call("devices.get", ["id": "00-DB-12-34-56-79-00-05"])["firmwareVersion"]?.stringValue == "01020300")
+    }
 }
