@@ -39,7 +39,7 @@ public final class DUISService: Sendable {
     static let maxPending = 100_000
 
     /// The variants smetsd carries out; the rest of the subset is parsed and checked, then refused.
-    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2", "11.1", "11.4", "6.23", "8.13"]
+    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2", "11.1", "11.4", "6.23", "8.13", "8.9"]
     /// How long a pre-command waits for its signed return.
     static let preCommandMillis: Int64 = 3_600_000
     static let maxPreCommands = 10_000
@@ -132,6 +132,8 @@ public final class DUISService: Sendable {
             return prenotify(request, notice, now: now)
         case .readFirmwareVersion:
             return sendCommand(request, now: now) { [self] in readFirmwareVersion(request) }
+        case .readDeviceLog:
+            return sendCommand(request, now: now) { [self] in readDeviceLog(request) }
         case .activateFirmware, .join, .unjoin:
             guard request.commandVariant == 4 else {
                 // 8.7.2 / 8.8.2: non-critical, straight to the device.
@@ -487,6 +489,27 @@ public final class DUISService: Sendable {
         } else {
             let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.ecs12.rawValue)
             payload = GBCS.response(header: header.response(at: now), content: GBCS.dlmsSetResponse(counter: counter, result: result))
+        }
+        return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
+    }
+
+    /// 8.9: a CHF answers CCS06 with its device log (the devices joined to it; ACB-originated), any
+    /// other device CS07 with the devices it is joined with (the others on its hub in its premises).
+    func readDeviceLog(_ request: DUISRequest) -> DUISResponse {
+        let now = engine.now()
+        guard let target = engine.device(request.requestID.target) else { return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil) }
+        let user = request.requestID.originator, counter = request.requestID.counter
+        let others = engine.snapshot().devices.values.filter { $0.premisesID == target.premisesID && $0.id != target.id }.sorted { $0.id < $1.id }
+        let payload: [UInt8]
+        if target.type == .chf {
+            let header = GBCS.Header(cra: .command, counter: dccCounter(), originator: settings.dcc, recipient: target.id, dateTime: nil,
+                                     messageCode: GBCS.MessageCode.ccs06.rawValue, supplementary: (user, counter))
+            let log = others.filter { $0.hub == target.id }.prefix(255).map { GBCS.CHFLogEntry(device: $0.id, lastCommunication: now) }
+            payload = GBCS.response(header: header.response(at: now), content: GBCS.ccs06Response(counter: header.counter, entries: Array(log)))
+        } else {
+            let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.cs07.rawValue)
+            let joined = target.hub == nil ? [] : others.filter { $0.hub == target.hub && $0.type != .chf }.prefix(64).map { ($0.id, $0.type) }
+            payload = GBCS.response(header: header.response(at: now), content: GBCS.cs07Response(entries: Array(joined)))
         }
         return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
     }

@@ -348,4 +348,38 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(version == "01030000")
         #expect(try daemon.call("devices.get", ["id": "00-DB-12-34-56-79-00-05"])["firmwareVersion"]?.stringValue == "01020300")
     }
+
+    /// 8.9: the hub's CCS06 device log lists the devices joined to it; a PPMID's CS07 its HAN partners.
+    @Test func readDeviceLogs() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let hub = "00-DB-12-34-56-78-00-01"
+        let joined = try daemon.call("devices.list", ["premises": "P0001", "limit": 100])["devices"]?.arrayValue?
+            .filter { $0["hub"]?.stringValue == hub }.compactMap { $0["id"]?.stringValue } ?? []
+        #expect(!joined.isEmpty)
+        for (target, counter) in [(hub, 6001), (Self.ppmid, 6002)] {
+            let read = Self.request(target: target, counter: counter, cv: 1, reference: "8.9", variant: "8.9", body: "<sr:ReadDeviceLog/>")
+            #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read).body) == "I99")
+        }
+        let log = try payload(try asyncResponse(daemon, "\(Self.supplier):\(hub):6001"))
+        // DD around DF: CHF -> ACB, code 010F with the user as supplementary party; DLMS array of the joined devices.
+        let df = 7 + (log[7] < 0x80 ? 1 : Int(log[7] & 0x7F) + 1) + 5
+        #expect(log[0] == 0xDD && log[df] == 0xDF && Array(log[(df + 30)...(df + 32)]) == [0x12, 0x01, 0x0F])
+        let lengthAt = df + 49
+        let start = lengthAt + (log[lengthAt] < 0x80 ? 1 : Int(log[lengthAt] & 0x7F) + 1)
+        let content = Array(log[start..<(log.count - 13)])
+        #expect(content[0] == 0xDA && content[7] == 0x01 && content[8] == 0x01 && Int(content[9]) == joined.count, "\(content[9]) \(joined)")
+        for id in joined { #expect(Data(content).range(of: Data(euiBytes(id))) != nil, "\(id) missing from the CHF log") }
+        let partners = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.ppmid):6002"))
+        let pdf = 7 + (partners[7] < 0x80 ? 1 : Int(partners[7] & 0x7F) + 1) + 5
+        #expect(partners[0] == 0xDD && Array(partners[(pdf + 30)...(pdf + 32)]) == [0x02, 0x00, 0x13])
+        #expect(Data(partners).range(of: Data(euiBytes(Self.esme) + [0x02, 0x01, 0x01])) != nil, "the ESME, type 1, in the PPMID's join details")
+    }
+}
+
+/// An EUI-64's 8 bytes.
+func euiBytes(_ eui: String) -> [UInt8] {
+    guard let id = EUI64(eui) else { return [] }
+    return (0..<8).map { UInt8(truncatingIfNeeded: id.rawValue >> (56 - 8 * UInt64($0))) }
 }

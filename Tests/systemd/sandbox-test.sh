@@ -121,7 +121,7 @@ diagnose() {
 
 # 1. The socket unit listens; the service waits for its first client.
 check "smetsd.socket starts" systemctl start smetsd.socket
-check "control.sock and han.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock
+check "control.sock, han.sock and duis.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock -a -S /run/smetsd/duis.sock
 check "smetsd.service is not started before the first connection" is_state smetsd.service inactive
 check "socket files are root:smetsd-lab 0660" test "$(stat -c '%U:%G %a' /run/smetsd/control.sock)" = "root:smetsd-lab 660"
 
