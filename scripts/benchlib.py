@@ -113,6 +113,7 @@ class Daemon:
         self.state.mkdir(exist_ok=True)
         self.runtime.mkdir(exist_ok=True)
         self.logfile = self.base / "smetsd.log"
+        self.extra_env: dict[str, str] = {}  # e.g. an LD_PRELOAD shim (scripts/crash-campaign)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -135,6 +136,7 @@ class Daemon:
         """Starts smetsd and waits until daemon.status says ready; returns the seconds that took."""
         env = {k: v for k, v in os.environ.items()
                if k not in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        env.update(self.extra_env)
         started = time.monotonic()
         with open(self.logfile, "ab") as out:
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)
@@ -290,3 +292,21 @@ class EchoServer:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+
+def image_params(control: Control, image: Path) -> dict:
+    """The params naming `image` for firmware.check / firmware.update on this connection: inline base64
+    when small, else uploaded in chunks (firmware.upload.*). smetsd opens no path a request names
+    outside its imagesDirectory (docs/firmware.md, "Where an image comes from")."""
+    import base64
+    import hashlib
+    data = image.read_bytes()
+    if len(data) <= 512 * 1024:
+        return {"image": base64.b64encode(data).decode()}
+    begun = control.call("firmware.upload.begin", {"size": len(data)})
+    step = min(256 * 1024, begun["chunkBytes"])
+    for offset in range(0, len(data), step):
+        control.call("firmware.upload.chunk", {"upload": begun["upload"], "offset": offset,
+                                               "data": base64.b64encode(data[offset:offset + step]).decode()})
+    control.call("firmware.upload.commit", {"upload": begun["upload"], "sha256": hashlib.sha256(data).hexdigest()})
+    return {"upload": begun["upload"]}

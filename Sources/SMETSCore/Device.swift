@@ -41,6 +41,8 @@ public struct DomainError: Error, Hashable, Sendable, CustomStringConvertible {
         case clockInvalid = "clock_invalid"
         case limitExceeded = "limit_exceeded"
         case notAuthorised = "not_authorised"
+        case storageUnavailable = "storage_unavailable"
+        case pathRefused = "path_refused"
     }
 
     public var kind: Kind

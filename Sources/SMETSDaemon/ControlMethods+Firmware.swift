@@ -4,11 +4,11 @@ import SMETSRPC
 import SMETSWire
 
 extension ControlRouter {
-    static func firmwareMethods(engine: Engine) -> [ControlMethod] {
+    static func firmwareMethods(engine: Engine, uploads: FirmwareUploads) -> [ControlMethod] {
         [
             // The emulated hub pushes an image to devices over the HAN (the OTA handshake, in the daemon).
-            ControlMethod(name: "firmware.update") { params, _ in
-                let file = try imageBytes(params, engine: engine)
+            ControlMethod(name: "firmware.update") { params, call in
+                let file = try imageBytes(params, engine: engine, uploads: uploads, call: call)
                 var targets = try params.stringList("targets")?.map { text -> EUI64 in
                     guard let id = EUI64(text) else { throw JSONRPCError.invalidParams("targets: '\(text)' is not an EUI-64") }
                     return id
@@ -47,7 +47,7 @@ extension ControlRouter {
                 return .object(result)
             },
             ControlMethod(name: "firmware.version") { params, _ in
-                try engine.firmwareStatus(try params.requiredEUI("device"))
+                firmwareStatusJSON(try engine.firmwareStatus(try params.requiredEUI("device")))
             },
             // The image store: every Manufacturer Image kept, once each, by SHA-256.
             ControlMethod(name: "firmware.images") { _, _ in
@@ -55,8 +55,8 @@ extension ControlRouter {
                 return ["images": .array(images.map { ["hash": .string($0.hash), "size": .int(Int64($0.size))] })]
             },
             // The firmware rules for an image and a device, without a transfer.
-            ControlMethod(name: "firmware.check") { params, _ in
-                let file = try imageBytes(params, engine: engine)
+            ControlMethod(name: "firmware.check") { params, call in
+                let file = try imageBytes(params, engine: engine, uploads: uploads, call: call)
                 let layers = try engine.checkFirmware(file: file, device: try params.requiredEUI("device"))
                 let dcc = layers.dcc.map { checkJSON($0, layer: "dcc") }, device = layers.device.checks.map { checkJSON($0, layer: "device") }
                 return ["accepted": .bool(layers.accepted), "checks": .array(dcc + device), "dcc": .array(dcc), "device": .array(device)]
@@ -64,9 +64,11 @@ extension ControlRouter {
         ]
     }
 
-    /// The image of a request: `image` (base64) or `path` (a file the daemon can read).
-    static func imageBytes(_ params: Params, engine: Engine) throws -> [UInt8] {
-        let limit = engine.lab.settings.maxImageBytes
+    /// The image of a request: `image` (base64), `upload` (a committed `firmware.upload` of this
+    /// connection) or `path` (a file inside `imagesDirectory`, never elsewhere).
+    static func imageBytes(_ params: Params, engine: Engine, uploads: FirmwareUploads, call: CallContext) throws -> [UInt8] {
+        let settings = engine.lab.settings
+        let limit = settings.maxImageBytes
         if let encoded = try params.string("image") {
             guard encoded.utf8.count <= (limit / 3 + 1) * 4 + 4 else {
                 throw DomainError(.limitExceeded, "the image is over the limit of \(limit) bytes (maxImageBytes)")
@@ -76,12 +78,57 @@ extension ControlRouter {
             }
             return Array(data)
         }
-        guard let path = try params.string("path") else { throw JSONRPCError.invalidParams("give image (base64) or path (a file smetsd can read)") }
-        let size = ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? NSNumber)?.intValue
-        guard let size else { throw DomainError(.invalidState, "smetsd cannot read \(path)") }
-        guard size <= limit else { throw DomainError(.limitExceeded, "\(path) is \(size) bytes, over the limit of \(limit) (maxImageBytes)") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw DomainError(.invalidState, "smetsd cannot read \(path)") }
-        return Array(data)
+        if let id = try params.string("upload") {
+            return try uploads.image(owner: ObjectIdentifier(call.connection), id: id)
+        }
+        guard let path = try params.string("path") else {
+            throw JSONRPCError.invalidParams("give image (base64), upload (firmware.upload.*) or path (a file inside imagesDirectory)")
+        }
+        let bytes = try ImagesFolder.read(name: path, settings: settings, labDirectory: engine.lab.directory)
+        // The parser's sentences quote header fields; for a file the caller did not send, say only why.
+        do {
+            _ = try OTAImage(parsing: bytes, options: .init(maxImageBytes: limit))
+        } catch {
+            throw DomainError(.invalidState, "path '\(path)' is not a readable OTA image (\(error.reason))")
+        }
+        return bytes
+    }
+
+    /// Chunked upload of an image too large for one request line.
+    static func uploadMethods(engine: Engine, uploads: FirmwareUploads) -> [ControlMethod] {
+        [
+            ControlMethod(name: "firmware.upload.begin") { params, call in
+                guard let size = try params.int("size") else { throw JSONRPCError.invalidParams("missing size (the image's length in bytes)") }
+                let settings = engine.lab.settings
+                let id = try uploads.begin(owner: ObjectIdentifier(call.connection), size: Int(clamping: size), settings: settings)
+                // Chunks whose base64 fits a request line with room for the envelope.
+                let chunkBytes = max(1024, (settings.maxControlLineBytes - 512) / 4 * 3 / 1024 * 1024)
+                return ["upload": .string(id), "size": .int(size), "chunkBytes": .int(Int64(chunkBytes))]
+            },
+            ControlMethod(name: "firmware.upload.chunk") { params, call in
+                let id = try params.requiredString("upload")
+                guard let offset = try params.int("offset") else { throw JSONRPCError.invalidParams("missing offset") }
+                guard let data = Data(base64Encoded: try params.requiredString("data")) else {
+                    throw JSONRPCError.invalidParams("data must be base64")
+                }
+                let received = try uploads.chunk(owner: ObjectIdentifier(call.connection), id: id, offset: Int(clamping: offset), data: Array(data))
+                return ["upload": .string(id), "received": .int(Int64(received))]
+            },
+            ControlMethod(name: "firmware.upload.commit") { params, call in
+                let id = try params.requiredString("upload")
+                let bytes = try uploads.commit(owner: ObjectIdentifier(call.connection), id: id)
+                let digest = Engine.imageHash(bytes)  // of the whole file here
+                if let expected = try params.string("sha256"), expected.lowercased() != digest {
+                    uploads.discard(owner: ObjectIdentifier(call.connection), id: id)
+                    throw DomainError(.invalidState, "upload \(id) has SHA-256 \(digest), not \(expected.lowercased()); it is discarded")
+                }
+                return ["upload": .string(id), "size": .int(Int64(bytes.count)), "sha256": .string(digest)]
+            },
+            ControlMethod(name: "firmware.upload.discard") { params, call in
+                let id = try params.requiredString("upload")
+                return ["upload": .string(id), "discarded": .bool(uploads.discard(owner: ObjectIdentifier(call.connection), id: id))]
+            },
+        ]
     }
 
     /// `activate`: now (default), later, or an RFC 3339 time; `executionTime` is the same as a time.
@@ -133,5 +180,36 @@ extension Engine {
         let (verdict, image) = Self.check(file: file, device: device, model: model, lab: lab)
         let dcc = image.map { lab.dcc.firmwareChecks(fileVersion: FirmwareVersion($0.header.fileVersion), device: device, model: model, hub: hub) } ?? []
         return LayeredFirmwareVerdict(dcc: dcc, device: verdict)
+    }
+}
+
+extension ControlRouter {
+    /// `firmware.version`'s result.
+    static func firmwareStatusJSON(_ status: Engine.FirmwareStatus) -> JSONValue {
+        let device = status.device, firmware = status.firmware
+        var object: [String: JSONValue] = [
+            "device": .string(device.id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
+            "presentedFirmwareVersion": .string(status.presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
+            "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
+            "imageUpgradeStatusName": .string(firmware.client.imageUpgradeStatus.name),
+            "fileOffset": .int(Int64(firmware.fileOffset)),
+        ]
+        if let model = status.model {
+            object["manufacturerCode"] = .string(model.manufacturer.code)
+            object["imageType"] = .string(model.otaImageType)
+        }
+        object["held"] = firmware.client.held.map { held -> JSONValue in
+            [
+                "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
+                "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
+            ]
+        } ?? .null
+        object["download"] = firmware.client.download.map { download -> JSONValue in
+            [
+                "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
+                "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
+            ]
+        } ?? .null
+        return .object(object)
     }
 }

@@ -86,6 +86,7 @@ public final class ControlRouter: Sendable {
     let daemon: DaemonInfo
     let logger: Logger
     let access: AccessPolicy
+    let uploads = FirmwareUploads()
     private let methods: [String: ControlMethod]
 
     public init(engine: Engine, daemon: DaemonInfo, access: AccessPolicy, logger: Logger, duis: DUISService? = nil) {
@@ -96,7 +97,9 @@ public final class ControlRouter: Sendable {
         var table: [String: ControlMethod] = [:]
         let groups = [
             Self.coreMethods(engine: engine, daemon: daemon), Self.hanMethods(engine: engine),
-            Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine), Self.assetMethods(engine: engine),
+            Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine, uploads: uploads), Self.assetMethods(engine: engine),
+            Self.uploadMethods(engine: engine, uploads: uploads),
+            Self.faultMethods(engine: engine),
             Self.duisMethods(duis: duis),
         ]
         for method in groups.joined() { table[method.name] = method }
@@ -137,6 +140,14 @@ public final class ControlRouter: Sendable {
         } catch let error as DomainError {
             return .failure(Self.rpcError(error))
         } catch {
+            if let fault = StorageFault(error) {
+                // The disk, not the request: nothing was committed, so the caller may simply retry later.
+                logger.notice("a control call could not be stored", metadata: [
+                    "event": "control.storageUnavailable", "method": .string(name), "fault": .string(fault.rawValue), "error": .string("\(error)"),
+                ])
+                return .failure(.application(.storageUnavailable, message: "\(fault.explanation): nothing was changed; reads still work, and writes resume by themselves when it recovers",
+                                             extra: ["fault": .string(fault.rawValue)]))
+            }
             logger.error("a control call failed", metadata: ["event": "control.failed", "method": .string(name), "error": .string("\(error)")])
             return .failure(.internalError("\(error)"))
         }
@@ -149,6 +160,7 @@ public final class ControlRouter: Sendable {
 
     func disconnected(_ connection: ControlConnection) {
         if let id = connection.subscription.withLock({ $0 }) { engine.events.unsubscribe(id) }
+        uploads.discardAll(owner: ObjectIdentifier(connection))
     }
 }
 
@@ -196,6 +208,13 @@ extension ControlRouter {
         return .object(object)
     }
 
+    /// `{"writable":true}`, or the fault that stops writes and since when.
+    static func storageJSON(_ degraded: StoreHealth.Degraded?) -> JSONValue {
+        guard let degraded else { return ["writable": true] }
+        return ["writable": false, "fault": .string(degraded.fault.rawValue), "detail": .string(degraded.detail),
+                "since": .string(Timestamp(unixMillis: Int64(degraded.since.timeIntervalSince1970 * 1000)).rfc3339)]
+    }
+
     static func coreMethods(engine: Engine, daemon: DaemonInfo) -> [ControlMethod] {
         [
             ControlMethod(name: "daemon.status") { _, _ in
@@ -209,6 +228,7 @@ extension ControlRouter {
                     "clock": .string(engine.now().rfc3339), "lab": .string(engine.lab.directory),
                     "stateFile": .string(daemon.statePath), "runtimeDirectory": .string(daemon.runtimeDirectory),
                     "regime": .string(engine.lab.regime.rawValue),
+                    "storage": storageJSON(engine.store.health.degraded),
                 ]
             },
             ControlMethod(name: "devices.list") { params, _ in

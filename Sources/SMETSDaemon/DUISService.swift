@@ -559,3 +559,8 @@ extension DUISBody {
         }
     }
 }
+
+extension DUISSettings {
+    /// The XML reader's limits, from the settings (SMETSConfig knows nothing of the reader).
+    var xmlLimits: XMLLimits { XMLLimits(maxBytes: maxBodyBytes, maxDepth: maxDepth, maxElements: maxElements, maxAttributes: maxAttributes) }
+}

@@ -72,6 +72,7 @@ public final class Daemon: Sendable {
 
     private func serve(lab: LabSnapshot, stateDirectory: String, runtimeDirectory: String) throws -> Int32 {
         let started = RealTime.now()
+        FileDescriptorBudget.ensure(for: lab.settings, logger: logger)
         let store = try StateStore(directory: stateDirectory)
         let events = EventHub(logger: logger)
         let engine = try Engine(store: store, lab: lab, events: events, logger: logger)
@@ -94,6 +95,7 @@ public final class Daemon: Sendable {
         let activated = SocketActivation.takeListenFDs()
         let controlPath = runtimeDirectory + "/control.sock"
         let controlBootstrap = ServerBootstrap(group: group)
+            .backingOffAccept(listener: "control.sock", logger: logger)
             .serverChannelOption(.backlog, value: 256)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 4 << 20))
             .childChannelInitializer { channel in
@@ -136,8 +138,11 @@ public final class Daemon: Sendable {
 
         let statusLine: @Sendable () -> String = {
             let counts = engine.counts, connections = counter.current
-            return "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
+            let line = "\(counts.devices) devices in \(counts.premises) premises; \(connections.control) control and \(connections.han) HAN connections"
+            guard let degraded = store.health.degraded else { return line }
+            return "degraded: \(degraded.fault.explanation), writes refused, reads served; " + line
         }
+        Self.watchStorage(store: store, notifier: notifier, logger: logger, statusLine: statusLine)
         // Signals arrive on one dispatch queue; the handlers only hop to work elsewhere. They are in place
         // before anyone can see "ready": a SIGTERM sent between the two would otherwise be ignored and lost.
         let stop = DispatchSemaphore(value: 0)
@@ -184,6 +189,12 @@ public final class Daemon: Sendable {
             let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
         }
+        // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
+        let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)
+        repeating.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(probeMillis), delay: .milliseconds(probeMillis)) { _ in
+            guard store.health.degraded != nil else { return }
+            pool.submit { _ in try? store.probe() }
+        })
         if SystemdNotifier.isAvailable {
             let notifier = self.notifier
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in _ = notifier.status(statusLine()) })
@@ -210,6 +221,26 @@ public final class Daemon: Sendable {
 }
 
 extension Daemon {
+    /// The store's health, as a log line and systemd STATUS= when it changes: degraded at the first write
+    /// the disk refuses, recovered at the first it takes again.
+    static func watchStorage(store: StateStore, notifier: SystemdNotifier, logger: Logger, statusLine: @escaping @Sendable () -> String) {
+        // Told on the thread of the write that changed it, maybe under the engine's locks: the log line
+        // and the STATUS (which reads the engine's counts) go out from a serial queue, in order.
+        let queue = DispatchQueue(label: "smetsd.storage-health")
+        @Sendable func report(_ degraded: StoreHealth.Degraded?) {
+            if let degraded {
+                logger.error("the state folder refuses writes; serving reads and refusing changes until it recovers", metadata: [
+                    "event": "store.degraded", "fault": .string(degraded.fault.rawValue), "error": .string(degraded.detail),
+                    "state_file": .string(store.path),
+                ])
+            } else {
+                logger.notice("the state folder takes writes again", metadata: ["event": "store.recovered", "state_file": .string(store.path)])
+            }
+            _ = notifier.status(statusLine())
+        }
+        store.health.observe { degraded in queue.async { report(degraded) } }
+    }
+
     /// One line per reload, naming the settings it applied and those that wait for a restart
     /// (a warning then, so that `journalctl -p warning` shows it).
     static func logReload(logger: Logger, added: Int, applied: [String], needsRestart: [String]) {

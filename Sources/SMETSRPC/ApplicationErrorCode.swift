@@ -25,6 +25,11 @@ public enum ApplicationErrorCode: Int, CaseIterable, Sendable, Hashable, CustomS
     case limitExceeded = 1010
     /// The caller's role may not call this method.
     case notAuthorised = 1100
+    /// The state folder cannot take a write now (full, read-only, I/O errors); reads still work and
+    /// writes resume by themselves when it recovers.
+    case storageUnavailable = 1020
+    /// A `path` that is not a regular file inside `imagesDirectory` (or no such folder is set).
+    case pathRefused = 1021
 
     /// The stable `data.reason` string.
     public var reason: String {
@@ -40,6 +45,8 @@ public enum ApplicationErrorCode: Int, CaseIterable, Sendable, Hashable, CustomS
         case .clockInvalid: "clock_invalid"
         case .limitExceeded: "limit_exceeded"
         case .notAuthorised: "not_authorised"
+        case .storageUnavailable: "storage_unavailable"
+        case .pathRefused: "path_refused"
         }
     }
 

@@ -22,10 +22,16 @@ struct FirmwareCheckCommand: ParsableCommand {
             Requirement 7 refusing a dual-mode PPMID (under the MP202 regime). The current firmware (for \
             the downgrade rule) defaults to the model's.
 
+            --daemon asks the running smetsd instead (firmware.check) for --device as it is now: its \
+            model, mode, hub, firmware and the daemon's CPL. The file is read here, with your rights, and \
+            its bytes are sent (in chunks when large, with an upload bar); --stored names a file inside \
+            smetsd's imagesDirectory instead, which smetsd reads.
+
             Examples:
               smetsctl firmware check acme-01030000.ota
               smetsctl firmware check acme-01030000.ota --model acme-ppmid-dm --mode SMETS1
               smetsctl firmware check image.ota --lab /etc/smetsd/devices --json | jq .accepted
+              smetsctl firmware check acme-01030000.ota --daemon --device 00-DB-12-34-56-78-00-05
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -53,12 +59,21 @@ struct FirmwareCheckCommand: ParsableCommand {
                                valueName: "form"))
     var format: String?
 
+    @Flag(help: "Ask the running smetsd (firmware.check) about --device as it is now.")
+    var daemon = false
+
+    @Flag(help: "With --daemon: the image is a file name inside smetsd's imagesDirectory, which smetsd reads.")
+    var stored = false
+
     func validate() throws {
+        if (daemon || stored) && device == nil { throw ValidationError("--daemon needs --device: the device to check the image against") }
+        if stored && !daemon { throw ValidationError("--stored names a file in smetsd's imagesDirectory: use it with --daemon") }
         if let format, OTAImage.Format(rawValue: format) == nil { throw ValidationError("--format: '\(format)' is not gb or zigbee") }
         if let current, FirmwareVersion(hex: current) == nil { throw ValidationError("--current: '\(current)' is not 8 hex digits") }
     }
 
     func run() throws {
+        if daemon { return try runOnDaemon() }
         let lab = try FirmwareLab.load(self.lab)
         let bytes = try FirmwareFiles.read(image)
         let verdict: FirmwareVerdict
@@ -118,6 +133,32 @@ struct FirmwareCheckCommand: ParsableCommand {
             Terminal.write("The device (what a rig serving it over the HAN link meets):\n" + Self.render(verdict.checks, width: width))
             if let hash { Terminal.write("Manufacturer Image SHA-256 \(hash)\n") }
             Terminal.write(accepted ? "accepted\(modelKey.map { " for \($0)" } ?? "")\n" : "rejected: \(failures) check\(failures == 1 ? "" : "s") failed\n")
+        }
+        if !accepted { throw ExitCode(ExitStatus.refused) }
+    }
+
+    func runOnDaemon() throws {
+        guard let device else { return }
+        let showProgress = !global.json
+        let result = try global.session(defaultTimeout: .seconds(300)) { client in
+            var params = try FirmwareSend.imageParams(file: image, stored: stored, client: client, progress: showProgress)
+            params["device"] = .string(device.description)
+            return try client.call("firmware.check", params: .object(params))
+        }
+        func checks(_ key: String) -> [FirmwareCheck] {
+            (result[key]?.arrayValue ?? []).map { entry in
+                let outcome = FirmwareCheck.Outcome(rawValue: entry["outcome"]?.stringValue ?? "") ?? .fail
+                return FirmwareCheck(entry["name"]?.stringValue ?? "?", outcome, entry["reason"]?.stringValue ?? "")
+            }
+        }
+        let accepted = result["accepted"]?.boolValue == true
+        global.output(result) { _ in
+            let dcc = checks("dcc"), own = checks("device")
+            let width = (dcc + own).map(\.name.count).max() ?? 0
+            var text = dcc.isEmpty ? "" : "The DCC (before the hub sends anything):\n" + Self.render(dcc, width: width)
+            text += "The device \(device) (as smetsd holds it now):\n" + Self.render(own, width: width)
+            let failures = (dcc + own).filter { !$0.passed }.count
+            return text + (accepted ? "accepted\n" : "rejected: \(failures) check\(failures == 1 ? "" : "s") failed\n")
         }
         if !accepted { throw ExitCode(ExitStatus.refused) }
     }

@@ -17,14 +17,18 @@ struct FirmwarePushCommand: ParsableCommand {
             (the device holds the image until `smetsctl firmware activate`). A progress bar on \
             standard error follows the download. Exits 1 unless every device took the image.
 
-            Images up to 700 KB travel in the request; larger ones are read by smetsd from the \
-            absolute path, which it must be able to read.
+            smetsctl reads the file with your rights and sends its bytes: up to 512 KiB in the \
+            request, larger ones in chunks (firmware.upload.*, at most maxImageBytes) with an upload \
+            bar. smetsd never opens a path you name unless --stored says the file is in its \
+            imagesDirectory (smetsd.json); then the image argument is the name inside that folder.
 
             Examples:
               smetsctl firmware push acme-01030000.ota --device 00-DB-12-34-56-78-00-05
               smetsctl firmware push ihd.ota --device 00-DB-12-34-56-78-00-06 --activate 2027-01-01T02:00:00Z
               smetsctl firmware push acme-01030000.ota --device 00-DB-12-34-56-78-00-05 --activate later
-            """)
+              smetsctl firmware update acme/01030000.ota --stored --device 00-DB-12-34-56-78-00-05
+            """,
+        aliases: ["update"])
 
     @OptionGroup var global: GlobalOptions
 
@@ -39,6 +43,9 @@ struct FirmwarePushCommand: ParsableCommand {
     @Option(help: ArgumentHelp("When to activate: now, later, or an RFC 3339 time.", valueName: "now|later|time"))
     var activate = "now"
 
+    @Flag(help: "The image is a file name inside smetsd's imagesDirectory, which smetsd reads (nothing is sent).")
+    var stored = false
+
     func validate() throws {
         if devices.isEmpty { throw ValidationError("name at least one --device") }
         if activate != "now" && activate != "later" && !RFC3339.isValid(activate) {
@@ -46,18 +53,10 @@ struct FirmwarePushCommand: ParsableCommand {
         }
     }
 
-    static let inlineLimit = 700 * 1024
-
     func run() throws {
         var params: [String: JSONValue] = [
             "targets": .array(devices.map { .string($0.description) }), "activate": .string(activate),
         ]
-        let bytes = try FirmwareFiles.read(image)
-        if bytes.count <= Self.inlineLimit {
-            params["image"] = .string(Data(bytes).base64EncodedString())
-        } else {
-            params["path"] = .string(URL(fileURLWithPath: image).standardizedFileURL.path)
-        }
         let progress = FirmwareProgress(enabled: !global.json)
         let watcher = global.json ? nil : try? ControlClient(socketPath: global.socketPath, timeout: .seconds(5))
         let done = StopSignal()
@@ -78,7 +77,12 @@ struct FirmwarePushCommand: ParsableCommand {
                 done.finished()
             }
         }
-        let result = try global.session(defaultTimeout: .seconds(900)) { try $0.call("firmware.update", params: .object(params)) }
+        let showProgress = !global.json
+        let result = try global.session(defaultTimeout: .seconds(900)) { client in
+            // The upload and the update share the connection: an upload belongs to the one that began it.
+            params.merge(try FirmwareSend.imageParams(file: image, stored: stored, client: client, progress: showProgress)) { $1 }
+            return try client.call("firmware.update", params: .object(params))
+        }
         done.set()
         if watcher != nil { done.waitFinished() }
         watcher?.close()

@@ -157,6 +157,7 @@ struct JSONRPCTests {
             (1001, "device_not_found"), (1002, "device_exists"), (1003, "premises_not_found"),
             (1004, "model_not_found"), (1005, "not_a_hub"), (1006, "not_joinable"), (1007, "not_joined"),
             (1008, "invalid_state"), (1009, "clock_invalid"), (1010, "limit_exceeded"), (1100, "not_authorised"),
+            (1020, "storage_unavailable"), (1021, "path_refused"),
         ]
         #expect(ApplicationErrorCode.allCases.map { ($0.rawValue) } == table.map(\.0))
         #expect(ApplicationErrorCode.allCases.map(\.reason) == table.map(\.1))

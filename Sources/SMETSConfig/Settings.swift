@@ -32,6 +32,15 @@ public struct Settings: Sendable, Codable, Hashable {
     public var socketMode = "0660"
     /// The group that owns the socket files (and may connect), if any.
     public var socketGroup: String?
+    /// The only folder a request's `path` may name an image in (relative: to the devices folder).
+    /// Unset: the daemon opens no file a request names.
+    public var imagesDirectory: String?
+    /// Bytes all `firmware.upload` images in progress or held may take at once.
+    public var maxUploadBytes = 64 << 20
+    /// While the state folder refuses writes, a one-row write tries it this often (seconds).
+    public var storageProbeSeconds = 2.0
+    /// HAN fault rules (`faults.add`) set at once.
+    public var maxFaultRules = 64
     /// The DUIS front (docs/duis.md): listener, limits, DCC identity, Receive Response URLs.
     public var duis = DUISSettings()
 
@@ -40,6 +49,8 @@ public struct Settings: Sendable, Codable, Hashable {
         case maxHANFrameBytes, maxHANConnections, maxLinksPerDevice, helloTimeoutSeconds, maxPerDeviceSockets
         case maxControlConnections, maxControlLineBytes, maxGeneratePremises, historyDays, maxImageBytes
         case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
+        case imagesDirectory, maxUploadBytes, storageProbeSeconds
+        case maxFaultRules
         case duis
     }
 
@@ -71,6 +82,10 @@ public struct Settings: Sendable, Codable, Hashable {
         maxTracedDevices = try c.decodeIfPresent(Int.self, forKey: .maxTracedDevices) ?? defaults.maxTracedDevices
         socketMode = try c.decodeIfPresent(String.self, forKey: .socketMode) ?? defaults.socketMode
         socketGroup = try c.decodeIfPresent(String.self, forKey: .socketGroup)
+        imagesDirectory = try c.decodeIfPresent(String.self, forKey: .imagesDirectory)
+        maxUploadBytes = try c.decodeIfPresent(Int.self, forKey: .maxUploadBytes) ?? defaults.maxUploadBytes
+        storageProbeSeconds = try c.decodeIfPresent(Double.self, forKey: .storageProbeSeconds) ?? defaults.storageProbeSeconds
+        maxFaultRules = try c.decodeIfPresent(Int.self, forKey: .maxFaultRules) ?? defaults.maxFaultRules
         duis = try c.decodeIfPresent(DUISSettings.self, forKey: .duis) ?? defaults.duis
     }
 
@@ -91,6 +106,10 @@ public struct Settings: Sendable, Codable, Hashable {
         check("maxImageBytes", maxImageBytes, 1024...(256 << 20))
         check("seedHistoryDays", seedHistoryDays, 0...400)
         check("maxTracedDevices", maxTracedDevices, 1...1_000_000)
+        check("maxUploadBytes", maxUploadBytes, 1024...(1 << 30))
+        if !(0.1...3600).contains(storageProbeSeconds) { found.append("storageProbeSeconds: must be 0.1...3600") }
+        if imagesDirectory?.isEmpty == true { found.append("imagesDirectory: must be a folder, or left out") }
+        check("maxFaultRules", maxFaultRules, 1...10_000)
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
         found += duis.problems()
@@ -190,6 +209,10 @@ extension Settings {
         case .maxTracedDevices: .of(\.maxTracedDevices, .live)
         case .socketMode: .of(\.socketMode, .restart)  // applied to the socket files and folders when bound
         case .socketGroup: .of(\.socketGroup, .restart)
+        case .imagesDirectory: .of(\.imagesDirectory, .live)
+        case .maxUploadBytes: .of(\.maxUploadBytes, .live)
+        case .storageProbeSeconds: .of(\.storageProbeSeconds, .restart)  // the probe's timer is set at start
+        case .maxFaultRules: .of(\.maxFaultRules, .live)
         case .duis: .of(\.duis, .restart)  // the listener, the checks and the deliveries take it at start
         }
     }

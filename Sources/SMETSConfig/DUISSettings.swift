@@ -1,5 +1,4 @@
 import SMETSCore
-import SMETSDUIS
 
 /// The `duis` object of smetsd.json: the DUIS front's listener, limits, DCC identity and where
 /// asynchronous responses go. Every key optional; an unknown key is an error.
@@ -64,9 +63,7 @@ public struct DUISSettings: Sendable, Codable, Hashable {
         signatures = try c.decodeIfPresent(String.self, forKey: .signatures) ?? d.signatures
     }
 
-    public var xmlLimits: XMLLimits { XMLLimits(maxBytes: maxBodyBytes, maxDepth: maxDepth, maxElements: maxElements, maxAttributes: maxAttributes) }
-
-    public var dcc: EUI64 { RequestID.eui(Substring(dccID)) ?? EUI64(0x90B3_D51F_3000_0002) }
+    public var dcc: EUI64 { EUI64(dccID) ?? EUI64(0x90B3_D51F_3000_0002) }
 
     /// The TCP host and port, when set.
     public var tcpAddress: (host: String, port: Int)? {
@@ -76,7 +73,7 @@ public struct DUISSettings: Sendable, Codable, Hashable {
 
     /// The Receive Response URL for `originator`: its override, else the default.
     public func receiveURL(for originator: EUI64) -> String? {
-        for (key, url) in receiveResponseURLs where RequestID.eui(Substring(key)) == originator { return url }
+        for (key, url) in receiveResponseURLs where EUI64(key) == originator { return url }
         return receiveResponseURL
     }
 
@@ -94,7 +91,7 @@ public struct DUISSettings: Sendable, Codable, Hashable {
         check("deliveryBackoffMillis", deliveryBackoffMillis, 1...600_000)
         check("keptResponses", keptResponses, 0...1_000_000)
         check("keptResponseSeconds", keptResponseSeconds, 1...604_800)
-        if RequestID.eui(Substring(dccID)) == nil { found.append("duis.dccID: '\(dccID)' is not an EUI-64 such as 90-B3-D5-1F-30-00-00-02") }
+        if EUI64(dccID) == nil { found.append("duis.dccID: '\(dccID)' is not an EUI-64 such as 90-B3-D5-1F-30-00-00-02") }
         if tcp != nil && tcpAddress.map({ !(1...65535).contains($0.port) || $0.host.isEmpty }) ?? true {
             found.append("duis.tcp: '\(tcp ?? "")' must be host:port, such as 127.0.0.1:8079")
         }
@@ -104,7 +101,7 @@ public struct DUISSettings: Sendable, Codable, Hashable {
             found.append("duis.signatures: '\(signatures)' must be lab (verify is not implemented yet)")
         }
         for (key, url) in receiveResponseURLs {
-            if RequestID.eui(Substring(key)) == nil { found.append("duis.receiveResponseURLs: '\(key)' is not an EUI-64") }
+            if EUI64(key) == nil { found.append("duis.receiveResponseURLs: '\(key)' is not an EUI-64") }
             if ReceiveResponseTarget(url) == nil { found.append("duis.receiveResponseURLs: '\(url)' is neither http://host:port/path nor a Unix socket path") }
         }
         if let url = receiveResponseURL, ReceiveResponseTarget(url) == nil {

@@ -1,0 +1,119 @@
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a listener does when accept(2) fails because the process or the system is out of file
+/// descriptors (EMFILE, ENFILE) or memory (ENOBUFS, ENOMEM).
+///
+/// NIO's plain `bind` keeps the listener open after such an error and, the socket still being
+/// readable, would call accept again at once: a spin at 100% CPU until a descriptor frees. Instead the
+/// listener stops reading for a while (50 ms, doubling to 1 s while the error lasts): the callers wait
+/// in the kernel's backlog and are accepted once descriptors free. One warning is logged per episode
+/// (`event=accept.backoff`) and one line when accepting works again (`event=accept.resumed`).
+final class AcceptBackoff: Sendable {
+    let listener: String
+    let logger: Logger
+    private let state = Mutex<(episode: Bool, delayMillis: Int64, refusals: Int)>((false, 0, 0))
+
+    init(listener: String, logger: Logger) {
+        self.listener = listener
+        self.logger = logger
+    }
+
+    /// The handler for a server channel's pipeline (added by `serverChannelInitializer`).
+    func handler() -> AcceptBackoffHandler {
+        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { [self] error in backoff(after: error) }
+    }
+
+    /// A handler behind the backoff that notes the first accepted connection after an episode.
+    func resumeWatcher() -> AcceptResumeWatcher { AcceptResumeWatcher(backoff: self) }
+
+    func backoff(after error: IOError) -> TimeAmount? {
+        let (first, delay) = state.withLock { state -> (Bool, Int64) in
+            let first = !state.episode
+            state.episode = true
+            state.refusals += 1
+            state.delayMillis = first ? 50 : min(1000, state.delayMillis * 2)
+            return (first, state.delayMillis)
+        }
+        if first {
+            logger.warning("cannot accept a connection: out of file descriptors or memory; backing off, callers wait in the backlog", metadata: [
+                "event": "accept.backoff", "listener": .string(listener), "error": .string("\(error)"),
+                "open_files_limit": .stringConvertible(Self.openFilesLimit),
+            ])
+        }
+        return .milliseconds(delay)
+    }
+
+    func accepted() {
+        guard let refusals = state.withLock({ state -> Int? in
+            guard state.episode else { return nil }
+            defer { state = (false, 0, 0) }
+            return state.refusals
+        }) else { return }
+        logger.notice("accepting connections again", metadata: [
+            "event": "accept.resumed", "listener": .string(listener), "failed_accepts": .stringConvertible(refusals),
+        ])
+    }
+
+    /// RLIMIT_NOFILE's soft limit (what `LimitNOFILE=` sets); sysconf reads it on Linux.
+    static var openFilesLimit: Int { sysconf(Int32(_SC_OPEN_MAX)) }
+}
+
+/// Sees each accepted child channel go by on the server channel, to end a backoff episode.
+final class AcceptResumeWatcher: ChannelInboundHandler, Sendable {
+    typealias InboundIn = any Channel
+    let backoff: AcceptBackoff
+
+    init(backoff: AcceptBackoff) { self.backoff = backoff }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        backoff.accepted()
+        context.fireChannelRead(data)
+    }
+}
+
+extension ServerBootstrap {
+    /// Backs off accept on EMFILE / ENFILE instead of spinning, logging each episode (see AcceptBackoff).
+    func backingOffAccept(listener: String, logger: Logger) -> ServerBootstrap {
+        let backoff = AcceptBackoff(listener: listener, logger: logger)
+        return serverChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(backoff.handler())
+                try channel.pipeline.syncOperations.addHandler(backoff.resumeWatcher())
+            }
+        }
+    }
+}
+
+/// The open-files limit against the connections the settings allow.
+enum FileDescriptorBudget {
+    /// Descriptors beyond the connections: listeners, SQLite's files, epoll and event fds, the journal.
+    static let margin = 128
+
+    static func needed(by settings: Settings) -> Int {
+        settings.maxHANConnections + settings.maxControlConnections + settings.maxPerDeviceSockets + margin
+    }
+
+    /// Raises the soft limit toward the hard one when the settings need more (not possible under the
+    /// unit's system call filter, which is why the unit sets LimitNOFILE=); logs when it still falls short.
+    static func ensure(for settings: Settings, logger: Logger) {
+        let needed = needed(by: settings)
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return }
+        if limit.rlim_cur < rlim_t(needed) {
+            var raised = limit
+            raised.rlim_cur = min(limit.rlim_max, rlim_t(needed))
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &raised) == 0 { limit = raised }
+        }
+        guard limit.rlim_cur < rlim_t(needed) else { return }
+        logger.warning("the open-files limit is below what the connection limits need; past it, accepts back off (accept.backoff)", metadata: [
+            "event": "daemon.fdLimit", "open_files_limit": .stringConvertible(limit.rlim_cur), "needed": .stringConvertible(needed),
+            "fix": "raise LimitNOFILE= (ulimit -n) or lower maxHANConnections / maxControlConnections",
+        ])
+    }
+}
