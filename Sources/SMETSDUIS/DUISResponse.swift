@@ -55,6 +55,19 @@ public struct DUISResponse: Hashable, Sendable {
         case inventory([InventoryEntry])
         /// 8F66 success or 8F67 failure of a future-dated command.
         case futureDatedAlert(code: String, payload: [UInt8], instruction: Int, totalInstructions: Int)
+        /// W110101 / W110401: the devices left out of an 11.1 / 11.4, by reason.
+        case firmwareWarning(ppmid: Bool, FirmwareWarning)
+    }
+
+    /// The DeviceIDLists of DSPUpdateFirmwareWarning / DSPUpdatePPMIDFirmwareWarning, in XSD order.
+    public struct FirmwareWarning: Hashable, Sendable {
+        public var invalid: [EUI64] = []
+        public var notCommissioned: [EUI64] = []
+        public var notApplicable: [EUI64] = []
+        public var otherRequestInProgress: [EUI64] = []
+        public var invalidGBCSVersion: [EUI64] = []
+        public init() {}
+        public var isEmpty: Bool { invalid.isEmpty && notCommissioned.isEmpty && notApplicable.isEmpty && otherRequestInProgress.isEmpty && invalidGBCSVersion.isEmpty }
     }
 
     public enum Body: Hashable, Sendable {
@@ -115,6 +128,15 @@ public struct DUISResponse: Hashable, Sendable {
         case .futureDatedAlert(let code, let payload, let instruction, let total):
             return "<sr:FutureDatedDeviceAlertMessage>" + leaf("FutureDatedAlertCode", code) + leaf("GBCSPayload", base64(payload))
                 + leaf("InstructionNumber", "\(instruction)") + leaf("TotalCommandInstructions", "\(total)") + "</sr:FutureDatedDeviceAlertMessage>"
+        case .firmwareWarning(let ppmid, let warning):
+            let name = ppmid ? "DSPUpdatePPMIDFirmwareWarning" : "DSPUpdateFirmwareWarning"
+            var out = "<sr:\(name)>"
+            for (element, list) in [("InvalidDeviceIDList", warning.invalid), ("NotCommissionedDeviceIDList", warning.notCommissioned),
+                                    ("NotApplicableFirmwareDeviceIDList", warning.notApplicable), ("OtherRequestInProgressList", warning.otherRequestInProgress),
+                                    ("InvalidGBCSVersionList", warning.invalidGBCSVersion)] where !list.isEmpty {
+                out += leaf(element, list.map(\.description).joined(separator: ","))
+            }
+            return out + "</sr:\(name)>"
         case .inventory(let devices):
             var out = "<sr:DSPInventory>"
             for device in devices {

@@ -208,6 +208,27 @@ public enum GBCS {
         [0xDA] + liid(counter) + [0x00, 0x00, 0x01, 0x00, 0x01, 0x03, result]
     }
 
+    /// One CHF device-log entry of CCS06 (gbcs.md §5.8).
+    public struct CHFLogEntry: Sendable, Hashable {
+        public var device: EUI64
+        public var lastCommunication: Timestamp
+        public init(device: EUI64, lastCommunication: Timestamp) { self.device = device; self.lastCommunication = lastCommunication }
+    }
+
+    /// CCS06 response: the CHF device log as a DLMS array of 14-field structures. The radio figures
+    /// are the RTDS sample's (status C8, RSSI -35/-50/-100, LQI 2/39/247, 1 hop, 0 failures,
+    /// 100 successes, versions 1/1): the emulated HAN has no radio.
+    public static func ccs06Response(counter: UInt64, entries: [CHFLogEntry]) -> [UInt8] {
+        var data: [UInt8] = [0x01] + [UInt8(truncatingIfNeeded: entries.count)]
+        for entry in entries {
+            data += [0x02, 0x0E, 0x09, 0x08] + title(entry.device) + [0x04, 0x08, 0xC8]
+            data += [0x0F, UInt8(bitPattern: -35), 0x0F, UInt8(bitPattern: -50), 0x0F, UInt8(bitPattern: -100)]
+            data += [0x11, 2, 0x11, 39, 0x11, 247, 0x09, 0x0C] + dlmsDateTime(entry.lastCommunication)
+            data += [0x11, 1, 0x11, 0, 0x11, 100, 0x11, 1, 0x11, 1]
+        }
+        return [0xDA] + liid(counter) + [0x00, 0x00, 0x01] + data + [0x01, 0x01, 0x00]
+    }
+
     /// CS07 response: rc 0 and the device's join entries (EUI, GBCS type).
     public static func cs07Response(entries: [(EUI64, DeviceType)]) -> [UInt8] {
         var list: [UInt8] = []

@@ -32,6 +32,9 @@ public final class DUISOutbox: Sendable {
         var queues: [EUI64: DispatchQueue] = [:]
     }
 
+    static let maxQueues = 1024
+    static let sharedQueue = DispatchQueue(label: "smetsd.duis.shared")
+
     let settings: DUISSettings
     let events: EventHub
     let logger: Logger
@@ -57,7 +60,11 @@ public final class DUISOutbox: Sendable {
             let excess = state.entries.count - settings.keptResponses
             if excess > 0 { state.entries.removeFirst(excess) }
             if let stale = state.entries.firstIndex(where: { $0.kept.unixMillis >= oldest }), stale > 0 { state.entries.removeFirst(stale) }
-            let queue = state.queues[originator] ?? DispatchQueue(label: "smetsd.duis.\(originator)")
+            // One serial queue per originator keeps its responses in order; past `maxQueues`
+            // originators (a flood of made-up EUIs) the rest share one, still in order.
+            if let queue = state.queues[originator] { return (state.seq, queue) }
+            if state.queues.count >= Self.maxQueues { return (state.seq, Self.sharedQueue) }
+            let queue = DispatchQueue(label: "smetsd.duis.\(originator)")
             state.queues[originator] = queue
             return (state.seq, queue)
         }

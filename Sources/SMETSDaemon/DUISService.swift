@@ -39,7 +39,7 @@ public final class DUISService: Sendable {
     static let maxPending = 100_000
 
     /// The variants smetsd carries out; the rest of the subset is parsed and checked, then refused.
-    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2"]
+    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2", "11.1", "11.4", "6.23", "8.13", "8.9"]
     /// How long a pre-command waits for its signed return.
     static let preCommandMillis: Int64 = 3_600_000
     static let maxPreCommands = 10_000
@@ -132,6 +132,8 @@ public final class DUISService: Sendable {
             return prenotify(request, notice, now: now)
         case .readFirmwareVersion:
             return sendCommand(request, now: now) { [self] in readFirmwareVersion(request) }
+        case .readDeviceLog:
+            return sendCommand(request, now: now) { [self] in readDeviceLog(request) }
         case .activateFirmware, .join, .unjoin:
             guard request.commandVariant == 4 else {
                 // 8.7.2 / 8.8.2: non-critical, straight to the device.
@@ -140,6 +142,13 @@ public final class DUISService: Sendable {
             return preCommand(request, now: now)
         case .signedPreCommand(let execution, let payload):
             return signedPreCommand(request, execution: execution, payload: payload, now: now)
+        case .updateFirmware(let image, _, let devices):
+            return updateFirmware(request, image: image, devices: devices, now: now)
+        case .updateSecurityCredentialsCoS, .returnLocalCommandResponse:
+            // 6.23: validated and acknowledged, the device-side certificate change is out of scope;
+            // 8.13: the DCC takes the locally delivered command's response.
+            exchange(request, code: .accepted, message: "acknowledged")
+            return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
         case .restrictAccessForChangeOfTenancy(_, let restriction):
             return sendCommand(request, now: now) { [self] in restrictAccess(request, restriction: restriction) }
         default:
@@ -225,6 +234,49 @@ public final class DUISService: Sendable {
         }
         exchange(request, code: .accepted, message: "\(notice.device) pre-notified as \(notice.deviceType) \(notice.manufacturer)/\(notice.model)")
         return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
+    }
+
+    /// 11.1 / 11.4: the DCC's checks per listed device (unknown -> Invalid, not installed ->
+    /// NotCommissioned, not an OTA client, off the CPL or Requirement 7 -> NotApplicable), the
+    /// warning or I99 now, then the hub distributes the image to the devices it accepted
+    /// (firmware.update's transfer; PPMIDs activate by themselves).
+    func updateFirmware(_ request: DUISRequest, image: [UInt8], devices: [EUI64], now: Timestamp) -> Reply {
+        let ppmid = request.service.variant == "11.4"
+        var warning = DUISResponse.FirmwareWarning()
+        var accepted: [EUI64] = []
+        let lab = engine.lab
+        let fileVersion = (try? engine.readImage(image)).map { FirmwareVersion($0.header.fileVersion) }
+        for id in devices {
+            guard let device = engine.device(id), let model = lab.models[device.modelKey] else { warning.invalid.append(id); continue }
+            guard let fileVersion, ppmid == (device.type == .ppmid) || (!ppmid && device.type != .ppmid) else { warning.notApplicable.append(id); continue }
+            let hub = device.hub.flatMap { self.engine.device($0) }
+            let checks = lab.dcc.firmwareChecks(fileVersion: fileVersion, device: device, model: model, hub: hub)
+            if let failed = checks.first(where: { !$0.passed }) {
+                if failed.name == "dccEligibility", lab.dcc.refusal(for: .firmwareUpdate, device: device, model: model, hub: hub)?.reason == .inventoryStatus {
+                    warning.notCommissioned.append(id)
+                } else {
+                    warning.notApplicable.append(id)
+                }
+                continue
+            }
+            accepted.append(id)
+        }
+        if accepted.isEmpty {
+            let code = ResponseCode(rawValue: ppmid ? "E110401" : "E110101")
+            exchange(request, code: code, message: "no listed device takes the image", level: .warning)
+            return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: code, at: now).xml, then: nil)
+        }
+        let code = warning.isEmpty ? ResponseCode.accepted : ResponseCode(rawValue: ppmid ? "W110401" : "W110101")
+        exchange(request, code: code, message: "\(accepted.count) of \(devices.count) devices take the image")
+        let distributor = self.engine, logger = self.logger, targets = accepted
+        return Reply(status: 200, contentType: "application/xml",
+                     body: DUISResponse.reply(to: request, code: code, at: now, content: warning.isEmpty ? nil : .firmwareWarning(ppmid: ppmid, warning)).xml) {
+            do {
+                _ = try distributor.updateFirmware(file: image, targets: targets, activation: .now)
+            } catch {
+                logger.warning("the firmware distribution failed", metadata: ["event": "duis.firmware", "error": .string("\(error)")])
+            }
+        }
     }
 
     // MARK: device requests
@@ -437,6 +489,27 @@ public final class DUISService: Sendable {
         } else {
             let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.ecs12.rawValue)
             payload = GBCS.response(header: header.response(at: now), content: GBCS.dlmsSetResponse(counter: counter, result: result))
+        }
+        return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
+    }
+
+    /// 8.9: a CHF answers CCS06 with its device log (the devices joined to it; ACB-originated), any
+    /// other device CS07 with the devices it is joined with (the others on its hub in its premises).
+    func readDeviceLog(_ request: DUISRequest) -> DUISResponse {
+        let now = engine.now()
+        guard let target = engine.device(request.requestID.target) else { return DUISResponse.deviceResponse(to: request, code: .cannotCommunicate, at: now, content: nil) }
+        let user = request.requestID.originator, counter = request.requestID.counter
+        let others = engine.snapshot().devices.values.filter { $0.premisesID == target.premisesID && $0.id != target.id }.sorted { $0.id < $1.id }
+        let payload: [UInt8]
+        if target.type == .chf {
+            let header = GBCS.Header(cra: .command, counter: dccCounter(), originator: settings.dcc, recipient: target.id, dateTime: nil,
+                                     messageCode: GBCS.MessageCode.ccs06.rawValue, supplementary: (user, counter))
+            let log = others.filter { $0.hub == target.id }.prefix(255).map { GBCS.CHFLogEntry(device: $0.id, lastCommunication: now) }
+            payload = GBCS.response(header: header.response(at: now), content: GBCS.ccs06Response(counter: header.counter, entries: Array(log)))
+        } else {
+            let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.cs07.rawValue)
+            let joined = target.hub == nil ? [] : others.filter { $0.hub == target.hub && $0.type != .chf }.prefix(64).map { ($0.id, $0.type) }
+            payload = GBCS.response(header: header.response(at: now), content: GBCS.cs07Response(entries: Array(joined)))
         }
         return DUISResponse.deviceResponse(to: request, code: .success, at: now, content: .gbcsPayload(payload))
     }

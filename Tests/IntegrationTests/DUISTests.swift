@@ -323,4 +323,63 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(bytes[0] == 0xDF && bytes[2] == 0x03 && Array(bytes[30...32]) == [0x02, 0x00, 0xCA])
         #expect(Array(bytes[34...39]) == [0x30, 0x25, 0x02, 0x03, 0x00, 0x8F] && bytes[40] == 0x67)
     }
+
+    /// 11.4: W110401 naming the devices left out and why; the accepted PPMID runs the new version after.
+    @Test func updatePPMIDFirmwareWarnsAndDistributes() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let image = try FirmwareTests.build()
+        // 00-05 takes it; 00-DB-12-34-56-79-00-05 is in a SMETS1 system (Requirement 7); 00-07 is only whitelisted; 99-99 unknown.
+        let update = Self.request(target: Self.dcc, counter: 5001, cv: 8, reference: "11.4", variant: "11.4", body: """
+            <sr:UpdatePPMIDFirmware><sr:FirmwareImage>\(Data(image).base64EncodedString())</sr:FirmwareImage><sr:FirmwareVersion>01030000</sr:FirmwareVersion>
+            <sr:DeviceIDList>\(Self.ppmid),00-DB-12-34-56-79-00-05,00-DB-12-34-56-78-00-07,00-DB-12-34-56-78-99-99</sr:DeviceIDList></sr:UpdatePPMIDFirmware>
+            """)
+        let reply = try httpOverUnix(socket, target: "/api/v1/serviceD", body: update).body
+        #expect(element("ResponseCode", in: reply) == "W110401")
+        #expect(element("InvalidDeviceIDList", in: reply) == "00-DB-12-34-56-78-99-99")
+        #expect(element("NotCommissionedDeviceIDList", in: reply) == "00-DB-12-34-56-78-00-07")
+        #expect(element("NotApplicableFirmwareDeviceIDList", in: reply) == "00-DB-12-34-56-79-00-05")
+        var version: String?
+        for _ in 0..<200 where version != "01030000" {
+            version = try daemon.call("devices.get", ["id": .string(Self.ppmid)])["firmwareVersion"]?.stringValue
+            if version != "01030000" { usleep(50_000) }
+        }
+        #expect(version == "01030000")
+        #expect(try daemon.call("devices.get", ["id": "00-DB-12-34-56-79-00-05"])["firmwareVersion"]?.stringValue == "01020300")
+    }
+
+    /// 8.9: the hub's CCS06 device log lists the devices joined to it; a PPMID's CS07 its HAN partners.
+    @Test func readDeviceLogs() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let hub = "00-DB-12-34-56-78-00-01"
+        let joined = try daemon.call("devices.list", ["premises": "P0001", "limit": 100])["devices"]?.arrayValue?
+            .filter { $0["hub"]?.stringValue == hub }.compactMap { $0["id"]?.stringValue } ?? []
+        #expect(!joined.isEmpty)
+        for (target, counter) in [(hub, 6001), (Self.ppmid, 6002)] {
+            let read = Self.request(target: target, counter: counter, cv: 1, reference: "8.9", variant: "8.9", body: "<sr:ReadDeviceLog/>")
+            #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read).body) == "I99")
+        }
+        let log = try payload(try asyncResponse(daemon, "\(Self.supplier):\(hub):6001"))
+        // DD around DF: CHF -> ACB, code 010F with the user as supplementary party; DLMS array of the joined devices.
+        let df = 7 + (log[7] < 0x80 ? 1 : Int(log[7] & 0x7F) + 1) + 5
+        #expect(log[0] == 0xDD && log[df] == 0xDF && Array(log[(df + 30)...(df + 32)]) == [0x12, 0x01, 0x0F])
+        let lengthAt = df + 49
+        let start = lengthAt + (log[lengthAt] < 0x80 ? 1 : Int(log[lengthAt] & 0x7F) + 1)
+        let content = Array(log[start..<(log.count - 13)])
+        #expect(content[0] == 0xDA && content[7] == 0x01 && content[8] == 0x01 && Int(content[9]) == joined.count, "\(content[9]) \(joined)")
+        for id in joined { #expect(Data(content).range(of: Data(euiBytes(id))) != nil, "\(id) missing from the CHF log") }
+        let partners = try payload(try asyncResponse(daemon, "\(Self.supplier):\(Self.ppmid):6002"))
+        let pdf = 7 + (partners[7] < 0x80 ? 1 : Int(partners[7] & 0x7F) + 1) + 5
+        #expect(partners[0] == 0xDD && Array(partners[(pdf + 30)...(pdf + 32)]) == [0x02, 0x00, 0x13])
+        #expect(Data(partners).range(of: Data(euiBytes(Self.esme) + [0x02, 0x01, 0x01])) != nil, "the ESME, type 1, in the PPMID's join details")
+    }
+}
+
+/// An EUI-64's 8 bytes.
+func euiBytes(_ eui: String) -> [UInt8] {
+    guard let id = EUI64(eui) else { return [] }
+    return (0..<8).map { UInt8(truncatingIfNeeded: id.rawValue >> (56 - 8 * UInt64($0))) }
 }

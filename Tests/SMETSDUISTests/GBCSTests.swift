@@ -141,6 +141,17 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text.filter { !$0.isWhitespace 
         #expect(pre.signature == nil && pre.cra == 1 && pre.content == hex("30 10 02 01 00 04 08 00 DB 12 34 56 78 90 A4 02 01 04"))
     }
 
+    /// `R:8.9_CCS06/CCS06_8.9_SUCCESS_RESPONSE_GBCS.HEX`'s shape (gbcs.md §5.8): two entries of 14 fields, trailer 01 01 00.
+    @Test func ccs06DeviceLog() {
+        let time = Timestamp(rfc3339: "2015-01-01T00:00:00Z")!
+        let content = GBCS.ccs06Response(counter: 1000, entries: [.init(device: esme, lastCommunication: time), .init(device: EUI64(0x00DB_1234_5678_90A1), lastCommunication: time)])
+        let entry = hex("02 0E 09 08 00 DB 12 34 56 78 90 A0 04 08 C8 0F DD 0F CE 0F 9C 11 02 11 27 11 F7 09 0C 07 DF 01 01 FF 00 00 00 00 80 00 FF 11 01 11 00 11 64 11 01 11 01")
+        #expect(Array(content.prefix(9)) == hex("DA 20 00 03 E8 00 00 01 01") && content[9] == 2)
+        #expect(Array(content[10..<10 + entry.count]) == entry)
+        #expect(Array(content.suffix(3)) == [0x01, 0x01, 0x00] && content.count == 10 + 2 * entry.count + 3)
+        #expect(GBCS.cs07Response(entries: [(EUI64(0x0102_0304_0506_0708), .gpf)]) == hex("30 14 02 01 00 30 0F 30 0D 04 08 01 02 03 04 05 06 07 08 02 01 03"))
+    }
+
     @Test func decoderRefusesDamage() {
         let good = GBCS.response(header: GBCS.Header(cra: .response, counter: 1, originator: ppmid, recipient: acb, dateTime: nil, messageCode: 0x0129),
                                  content: GBCS.cs08Response(version: nil))
