@@ -29,6 +29,18 @@ let package = Package(
         // What the DCC decides: the Smart Metering Inventory's view, the CPL under a regime, MP202
         // Requirement 7, service-request eligibility. No device internals, no I/O.
         .target(name: "SMETSDCC", dependencies: ["SMETSCore"], swiftSettings: strict),
+        // The devices folder read and validated: models, lab.json, cpl.csv, smetsd.json (Settings),
+        // access.json. Foundation only, so the fuzz build needs none of the server's packages.
+        .target(name: "SMETSConfig", dependencies: ["SMETSCore"], swiftSettings: strict),
+        // The properties the libFuzzer targets check (scripts/fuzz), shared with the test that replays
+        // their fail cases and seeds.
+        .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig"],
+                swiftSettings: strict),
+        // The DUIS front of the emulated DCC: a hardened XML reader, requests, responses, the order of
+        // checks and the GBCS messages of the subset. No I/O.
+        .target(name: "SMETSDUIS", dependencies: [
+            "SMETSCore", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -47,8 +59,9 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSRPC", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSDUIS", "SMETSRPC", "SMETSConfig", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -73,10 +86,27 @@ let package = Package(
         .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
         .testTarget(name: "SMETSDaemonTests", dependencies: [
-            "SMETSDaemon", "SMETSCore", "SMETSStore",
+            "SMETSDaemon", "SMETSConfig", "SMETSCore", "SMETSStore",
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
+        .testTarget(name: "SMETSFuzzTests", dependencies: ["SMETSFuzz"], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
     ]
 )
+
+// `scripts/fuzz` evaluates this manifest with SMETSD_FUZZ=1, in a scratch path of its own and with
+// --sanitize=fuzzer --sanitize=address: the package is then only the modules the fuzz targets reach
+// (no outside packages to resolve or build) plus one libFuzzer executable per target (its
+// `LLVMFuzzerTestOneInput` in Sources/Fuzz/<target>/main.swift). A normal build never sees them.
+if Context.environment["SMETSD_FUZZ"] != nil {
+    let reached: Set<String> = ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSFuzz"]
+    let fuzzTargets = ["han-stream", "zcl", "ota-image", "json", "jsonrpc", "lab-json", "model-json", "cpl-csv",
+                       "settings-json", "access-json"]
+    package.dependencies = []
+    package.products = fuzzTargets.map { .executable(name: "fuzz-\($0)", targets: ["fuzz-\($0)"]) }
+    package.targets = package.targets.filter { reached.contains($0.name) } + fuzzTargets.map { name in
+        .executableTarget(name: "fuzz-\(name)", dependencies: ["SMETSFuzz"], path: "Sources/Fuzz/\(name)", swiftSettings: strict)
+    }
+}

@@ -113,6 +113,7 @@ class Daemon:
         self.state.mkdir(exist_ok=True)
         self.runtime.mkdir(exist_ok=True)
         self.logfile = self.base / "smetsd.log"
+        self.extra_env: dict[str, str] = {}  # e.g. an LD_PRELOAD shim (scripts/crash-campaign)
         self.process: subprocess.Popen | None = None
 
     @property
@@ -135,6 +136,7 @@ class Daemon:
         """Starts smetsd and waits until daemon.status says ready; returns the seconds that took."""
         env = {k: v for k, v in os.environ.items()
                if k not in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        env.update(self.extra_env)
         started = time.monotonic()
         with open(self.logfile, "ab") as out:
             self.process = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env)

@@ -47,7 +47,7 @@ extension ControlRouter {
                 return .object(result)
             },
             ControlMethod(name: "firmware.version") { params, _ in
-                try engine.firmwareStatus(try params.requiredEUI("device"))
+                firmwareStatusJSON(try engine.firmwareStatus(try params.requiredEUI("device")))
             },
             // The image store: every Manufacturer Image kept, once each, by SHA-256.
             ControlMethod(name: "firmware.images") { _, _ in
@@ -180,5 +180,36 @@ extension Engine {
         let (verdict, image) = Self.check(file: file, device: device, model: model, lab: lab)
         let dcc = image.map { lab.dcc.firmwareChecks(fileVersion: FirmwareVersion($0.header.fileVersion), device: device, model: model, hub: hub) } ?? []
         return LayeredFirmwareVerdict(dcc: dcc, device: verdict)
+    }
+}
+
+extension ControlRouter {
+    /// `firmware.version`'s result.
+    static func firmwareStatusJSON(_ status: Engine.FirmwareStatus) -> JSONValue {
+        let device = status.device, firmware = status.firmware
+        var object: [String: JSONValue] = [
+            "device": .string(device.id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
+            "presentedFirmwareVersion": .string(status.presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
+            "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
+            "imageUpgradeStatusName": .string(firmware.client.imageUpgradeStatus.name),
+            "fileOffset": .int(Int64(firmware.fileOffset)),
+        ]
+        if let model = status.model {
+            object["manufacturerCode"] = .string(model.manufacturer.code)
+            object["imageType"] = .string(model.otaImageType)
+        }
+        object["held"] = firmware.client.held.map { held -> JSONValue in
+            [
+                "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
+                "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
+            ]
+        } ?? .null
+        object["download"] = firmware.client.download.map { download -> JSONValue in
+            [
+                "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
+                "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
+            ]
+        } ?? .null
+        return .object(object)
     }
 }

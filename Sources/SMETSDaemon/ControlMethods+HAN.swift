@@ -1,4 +1,5 @@
 import SMETSCore
+import SMETSDevices
 import SMETSRPC
 import SMETSWire
 
@@ -42,6 +43,24 @@ extension ControlRouter {
                     "creditRemaining": .int(Int64(result.creditRemaining)),
                 ]
             },
+            // The supplier sets a meter's debt and how it accrues (each day) and is recovered (a share of each top-up).
+            ControlMethod(name: "meter.debt") { params, _ in
+                let id = try params.requiredEUI("device")
+                func pence(_ key: String) throws -> Int32? {
+                    guard let value = try params.int(key) else { return nil }
+                    guard (0...Int64(Prepayment.maxDebt)).contains(value) else {
+                        throw JSONRPCError.invalidParams("\(key) must be 0...\(Prepayment.maxDebt) pence")
+                    }
+                    return Int32(value)
+                }
+                let percent = try params.int("recoveryPercent")
+                if let percent, !(0...100).contains(percent) { throw JSONRPCError.invalidParams("recoveryPercent must be 0...100") }
+                let balance = try engine.configureDebt(id, debt: try pence("debt"), perDay: try pence("perDay"), recoveryPercent: percent.map { UInt8($0) })
+                return [
+                    "device": .string(id.description), "credit": .int(Int64(balance.credit)), "emergencyCredit": .int(Int64(balance.emergencyCredit)),
+                    "debt": .int(Int64(balance.debt)), "perDay": .int(Int64(balance.debtPerDay)), "recoveryPercent": .int(Int64(balance.recoveryPercent)),
+                ]
+            },
         ]
     }
 }
@@ -50,7 +69,7 @@ extension ControlRouter {
     /// Traced frames as `han.trace` and `han.send` return them: named, with time, direction and peer.
     static func traceJSON(_ frames: [TracedFrame]) -> [JSONValue] {
         frames.map { frame in
-            var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl)
+            var data = FrameNames.describe(cluster: frame.cluster, zcl: frame.zcl).mapValues(\.json)
             data["time"] = .string(frame.time.rfc3339)
             data["direction"] = .string(frame.direction.rawValue)
             data["peer"] = .string(frame.peer.description)

@@ -4,7 +4,6 @@ import Foundation
 import SMETSCore
 import SMETSDCC
 import SMETSDevices
-import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
@@ -48,7 +47,7 @@ struct Announcement: Sendable {
     var type: EventType
     var device: EUI64
     var time: Timestamp
-    var data: [String: JSONValue]
+    var data: [String: EventValue]
 }
 
 /// One target's outcome of `firmware.update`.
@@ -60,6 +59,44 @@ public struct FirmwareUpdateResult: Sendable {
     public var checks: [FirmwareCheck]
     public var activateAt: Timestamp?
     public var firmwareVersion: FirmwareVersion?
+
+    /// The outcome from the device's last OTA step once the hub's transfer of `offered` is over.
+    mutating func describe(_ last: OTAClient.Step?, offered: FirmwareVersion, endStatus: UInt8?) {
+        switch last {
+        case .activated(let version)? where version != offered:
+            // A scheduled activation of an image the device held before fell due during the
+            // transfer: the device restarted on that image and dropped the download (found by
+            // scripts/crash-campaign, which read "activated" as the offered version running).
+            outcome = "aborted"
+            reason = "the device activated \(version.hex), an image it held before, during the transfer; it did not take \(offered.hex)"
+        case .activated(let version)?:
+            outcome = "activated"
+            reason = "running \(version.hex)"
+        case .scheduled(let due)?:
+            outcome = "scheduled"
+            activateAt = due
+            reason = "activation at \(due.rfc3339)"
+        case .waiting?:
+            outcome = "waiting"
+            reason = "holding the image until firmware.activate"
+        case .rejected(let verdict)?:
+            outcome = "rejected"
+            reason = verdict.summary
+            checks = verdict.checks
+        case .aborted(let why)?:
+            outcome = "aborted"
+            reason = why
+        case .noImage(let status)?:
+            outcome = "aborted"
+            reason = "the hub answered the query with \(ZCLStatus.describe(status))"
+        case .activationFailed(let failure, let why)?:
+            outcome = "failed"
+            reason = "activation failed (\(failure.rawValue) \(failure.name)): \(why)"
+        case .downloaded?, .downloading?, nil:
+            outcome = "failed"
+            reason = endStatus.map { "the transfer ended with \(ZCLStatus.describe($0))" } ?? "the transfer did not finish"
+        }
+    }
 }
 
 extension Engine {
@@ -341,7 +378,7 @@ extension Engine {
     private func publish(_ event: OTAClient.Event, device id: EUI64, time: Timestamp) {
         switch event {
         case let .notified(server, version, accepted):
-            var data: [String: JSONValue] = ["server": .string(server.description), "accepted": .bool(accepted)]
+            var data: [String: EventValue] = ["server": .string(server.description), "accepted": .bool(accepted)]
             if let version { data["fileVersion"] = .string(upperHex(version, width: 8)) }
             events.publish(.firmwareNotified, device: id, time: time, data: data)
         case let .noImage(server, status):
@@ -556,34 +593,7 @@ extension Engine {
             }
         }
         result.firmwareVersion = device?.firmwareVersion
-        switch last {
-        case .activated(let version)?:
-            result.outcome = "activated"
-            result.reason = "running \(version.hex)"
-        case .scheduled(let due)?:
-            result.outcome = "scheduled"
-            result.activateAt = due
-            result.reason = "activation at \(due.rfc3339)"
-        case .waiting?:
-            result.outcome = "waiting"
-            result.reason = "holding the image until firmware.activate"
-        case .rejected(let verdict)?:
-            result.outcome = "rejected"
-            result.reason = verdict.summary
-            result.checks = verdict.checks
-        case .aborted(let reason)?:
-            result.outcome = "aborted"
-            result.reason = reason
-        case .noImage(let status)?:
-            result.outcome = "aborted"
-            result.reason = "the hub answered the query with \(ZCLStatus.describe(status))"
-        case .activationFailed(let outcome, let reason)?:
-            result.outcome = "failed"
-            result.reason = "activation failed (\(outcome.rawValue) \(outcome.name)): \(reason)"
-        case .downloaded?, .downloading?, nil:
-            result.outcome = "failed"
-            result.reason = served?.endStatus.map { "the transfer ended with \(ZCLStatus.describe($0))" } ?? "the transfer did not finish"
-        }
+        result.describe(last, offered: FirmwareVersion(image.header.fileVersion), endStatus: served?.endStatus)
         return result
     }
 
@@ -612,6 +622,20 @@ extension Engine {
             if relay.age >= Self.relayRefresh { relay = relayContext() }
             relay.age += 1
             let bytes = outgoing.frame.encoded()
+            if faults.isActive {
+                // Through the sender's rules, then the receiver's; what is left is relayed and handled
+                // as bytes (a corrupted frame must be decoded again). Delays are not waited here.
+                for zcl in impairNow(outgoing, bytes: bytes) {
+                    var sent = outgoing
+                    sent.encodedZCL = zcl
+                    self.relay(sent, bytes: zcl, context: relay)
+                    switch handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: zcl) {
+                    case .now(let replies): queue += replies
+                    case .blocking(let work): queue += work()
+                    }
+                }
+                continue
+            }
             self.relay(outgoing, bytes: bytes, context: relay)
             let handling = otaFastPath(outgoing, receiver: devices[outgoing.to] ?? nil)
                 ?? handleZCL(deviceID: outgoing.to, source: outgoing.from, profile: ZCLProfileID.smartEnergy, cluster: outgoing.cluster, zcl: bytes)
@@ -762,38 +786,23 @@ extension Engine {
 
     // MARK: reads
 
-    /// What `firmware.version` reports.
-    public func firmwareStatus(_ id: EUI64) throws -> JSONValue {
+    /// What `firmware.version` reports (shaped in ControlMethods+Firmware).
+    public struct FirmwareStatus: Sendable {
+        public var device: Device
+        public var model: DeviceModel?
+        /// The version the DCC's inventory presents (a fictitious one under `interim`).
+        public var presented: FirmwareVersion
+        public var firmware: DeviceFirmwareState
+    }
+
+    public func firmwareStatus(_ id: EUI64) throws -> FirmwareStatus {
         let device = try requireDevice(id)
         let firmware = firmwareState(id)
         return state.withLock { state in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
                 ?? device.firmwareVersion
-            var object: [String: JSONValue] = [
-                "device": .string(id.description), "firmwareVersion": .string(device.firmwareVersion.hex),
-                "presentedFirmwareVersion": .string(presented.hex), "mode": .string(device.mode.name), "status": .string(device.status.rawValue),
-                "imageUpgradeStatus": .int(Int64(firmware.imageUpgradeStatus)),
-                "imageUpgradeStatusName": .string(firmware.client.imageUpgradeStatus.name),
-                "fileOffset": .int(Int64(firmware.fileOffset)),
-            ]
-            if let model {
-                object["manufacturerCode"] = .string(model.manufacturer.code)
-                object["imageType"] = .string(model.otaImageType)
-            }
-            object["held"] = firmware.client.held.map { held -> JSONValue in
-                [
-                    "hash": .string(held.hash), "fileVersion": .string(held.fileVersion.hex),
-                    "status": .string(held.status.name), "activateAt": held.activateAt.map { .string($0.rfc3339) } ?? .null,
-                ]
-            } ?? .null
-            object["download"] = firmware.client.download.map { download -> JSONValue in
-                [
-                    "server": .string(download.server.description), "fileVersion": .string(upperHex(download.image.fileVersion, width: 8)),
-                    "fileOffset": .int(Int64(download.fileOffset)), "imageSize": .int(Int64(download.image.imageSize)),
-                ]
-            } ?? .null
-            return .object(object)
+            return FirmwareStatus(device: device, model: model, presented: presented, firmware: firmware)
         }
     }
 }

@@ -1,6 +1,5 @@
 import SMETSCore
 import SMETSDevices
-import SMETSRPC
 import SMETSStore
 import SMETSWire
 import Synchronization
@@ -61,18 +60,24 @@ final class FrameTraces: Sendable {
     /// A lower limit drops the oldest rings when the next device starts one.
     func setMaxDevices(_ count: Int) { limit.store(count, ordering: .relaxed) }
 
-    func record(_ device: EUI64, _ frame: TracedFrame) {
+    func record(_ device: EUI64, _ frame: TracedFrame) { record([(device, frame)]) }
+
+    /// Records frames in order under one lock (a request and its answers: one lock per round trip).
+    func record(_ frames: [(device: EUI64, frame: TracedFrame)]) {
+        guard !frames.isEmpty else { return }
         let maxDevices = self.maxDevices
         rings.withLock { rings in
-            if rings.byDevice[device] == nil {
-                rings.order.append(device)
-                while rings.order.count - rings.dropped > maxDevices {
-                    rings.byDevice[rings.order[rings.dropped]] = nil
-                    rings.dropped += 1
-                    if rings.dropped > 4096 { rings.order.removeFirst(rings.dropped); rings.dropped = 0 }
+            for (device, frame) in frames {
+                if rings.byDevice[device] == nil {
+                    rings.order.append(device)
+                    while rings.order.count - rings.dropped > maxDevices {
+                        rings.byDevice[rings.order[rings.dropped]] = nil
+                        rings.dropped += 1
+                        if rings.dropped > 4096 { rings.order.removeFirst(rings.dropped); rings.dropped = 0 }
+                    }
                 }
+                rings.byDevice[device, default: Ring()].append(frame)
             }
-            rings.byDevice[device, default: Ring()].append(frame)
         }
     }
 
@@ -104,17 +109,37 @@ extension Engine {
         publishFrame(device: device, direction: .incoming, peer: source, cluster: cluster, zcl: zcl, now: now)
     }
 
+    /// A rig's frame to `device`, traced with the answers it got (``emit(_:deliver:answering:deliverLater:)``).
+    public struct IncomingFrame: Sendable {
+        public var device: EUI64
+        public var peer: EUI64
+        public var cluster: UInt16
+        public var zcl: [UInt8]
+        public init(device: EUI64, peer: EUI64, cluster: UInt16, zcl: [UInt8]) {
+            self.device = device; self.peer = peer; self.cluster = cluster; self.zcl = zcl
+        }
+    }
+
     /// A device sends frames: traced, shown to every link attached to the sender, and handed to the
-    /// receiving device when it is one of ours. Call on the blocking pool: the receiver may write.
+    /// receiving device when it is one of ours. Call on the blocking pool (the receiver may write),
+    /// or give `deliverLater`, which runs a delivery to one of ours where it may block.
+    /// `incoming`, the request these frames answer, is traced first, at the same time and under the
+    /// same lock (the HAN's hot path: one clock read and one trace lock per round trip).
     /// Returns why frames were not sent: a meter's message it could not keep (see ``keepSent(_:)``).
     @discardableResult
-    public func emit(_ frames: [OutgoingZCL], deliver: Bool = true) -> [any Error] {
-        guard !frames.isEmpty else { return [] }
+    public func emit(_ frames: [OutgoingZCL], deliver: Bool = true, answering incoming: IncomingFrame? = nil,
+                     deliverLater: (@Sendable (@escaping @Sendable () -> Void) -> Void)? = nil) -> [any Error] {
+        guard !frames.isEmpty || incoming != nil else { return [] }
         // One lock for the sink, the time and which receivers are ours: this runs for every answer.
         let (sink, now, local) = state.withLock { state in
             (state.frameSink, state.clock.now(real: realNow()), deliver ? frames.map { state.devices[$0.to] != nil } : [])
         }
+        var traced: [(device: EUI64, frame: TracedFrame)] = []
+        if let incoming {
+            traced.append((incoming.device, TracedFrame(time: now, direction: .incoming, peer: incoming.peer, cluster: incoming.cluster, zcl: incoming.zcl)))
+        }
         var withheld: [any Error] = []
+        var sent: [(index: Int, outgoing: OutgoingZCL)] = []
         for (index, var outgoing) in frames.enumerated() {
             if let error = keepSent(outgoing) {
                 withheld.append(error)
@@ -122,14 +147,45 @@ extension Engine {
             }
             let bytes = outgoing.frame.encoded()
             outgoing.encodedZCL = bytes
-            traces.record(outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
+            traced.append((outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes)))
+            sent.append((index, outgoing))
+        }
+        traces.record(traced)
+        if let incoming {
+            publishFrame(device: incoming.device, direction: .incoming, peer: incoming.peer, cluster: incoming.cluster, zcl: incoming.zcl, now: now)
+        }
+        for (index, outgoing) in sent {
+            let bytes = outgoing.zcl
             publishFrame(device: outgoing.from, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes, now: now)
+            let isLocal = deliver && local[index]
+            if faults.isActive {
+                // The trace keeps what the device sent; the rules decide what reaches the air.
+                let sending = outgoing
+                impair(device: outgoing.from, peer: outgoing.to, direction: .fromDevice, cluster: outgoing.cluster, zcl: bytes) { [self] zcl in
+                    var sent = sending
+                    sent.encodedZCL = zcl
+                    state.withLock { $0.frameSink }?(sent)
+                    if isLocal { receiveImpaired(to: sent.to, from: sent.from, cluster: sent.cluster, zcl: zcl) }
+                }
+                continue
+            }
             sink?(outgoing)
-            if deliver, local[index] {
+            guard isLocal else { continue }
+            if let deliverLater {
+                deliverLater { [self] in deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes) }
+            } else {
                 deliverInternally(to: outgoing.to, from: outgoing.from, cluster: outgoing.cluster, zcl: bytes)
             }
         }
         return withheld
+    }
+
+    /// A frame from one emulated device reaches another through the receiver's rules too.
+    private func receiveImpaired(to target: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
+        guard faults.isActive else { return deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl) }
+        impair(device: target, peer: source, direction: .toDevice, cluster: cluster, zcl: zcl) { [self] zcl in
+            deliverInternally(to: target, from: source, cluster: cluster, zcl: zcl)
+        }
     }
 
     /// A meter keeps the messages it sends, before it sends them, so that GetLastMessage can repeat
@@ -197,8 +253,8 @@ enum FrameNames {
         "0019/1/07": "UpgradeEndResponse",
     ]
 
-    static func describe(cluster: UInt16, zcl: [UInt8]) -> [String: JSONValue] {
-        var data: [String: JSONValue] = [
+    static func describe(cluster: UInt16, zcl: [UInt8]) -> [String: EventValue] {
+        var data: [String: EventValue] = [
             "cluster": .string(upperHex(cluster, width: 4)), "clusterName": .string(clusters[cluster] ?? "unknown"),
             "zcl": .string(zcl.map { upperHex($0, width: 2) }.joined()),
         ]
@@ -211,6 +267,8 @@ enum FrameNames {
             let name: String = switch frame.header.commandID {
             case 0x00: "ReadAttributes"
             case 0x01: "ReadAttributesResponse"
+            case 0x02: "WriteAttributes"
+            case 0x04: "WriteAttributesResponse"
             case 0x0B: "DefaultResponse"
             default: "Global 0x" + upperHex(frame.header.commandID, width: 2)
             }

@@ -1,5 +1,5 @@
 import SMETSCore
-import SMETSRPC
+import SMETSDevices
 import SMETSStore
 import SMETSWire
 
@@ -206,7 +206,7 @@ extension Engine {
     }
 
     func publishCleared(_ id: EUI64, categories: Set<DataCategory>, removed: [DataCategory: Int], now: Timestamp) {
-        var data: [String: JSONValue] = ["categories": .array(categories.map(\.rawValue).sorted().map { .string($0) })]
+        var data: [String: EventValue] = ["categories": .array(categories.map(\.rawValue).sorted().map { .string($0) })]
         for (category, count) in removed { data["cleared_\(category.rawValue)"] = .int(Int64(count)) }
         events.publish(.tenancyCleared, device: id, time: now, data: data, message: "cleared the prior occupant's data")
     }
@@ -228,46 +228,88 @@ enum JSONEncoderShim {
 }
 
 extension Engine {
-    /// The most settings a display holds, and the longest key and value: the consumer's keypad, not
-    /// a database.
-    static let maxConsumerSettings = 32, maxConsumerSettingKey = 32, maxConsumerSettingValue = 64
-
     /// The consumer changes settings on a display (budgets, alerts, brightness): consumer data that a
-    /// Change of Tenancy clears (bit 9) where the model keeps it. Returns every setting held after.
+    /// Change of Tenancy clears (bit 9) where the model keeps it. The ``ConsumerSettings`` machine
+    /// decides; returns every setting held after.
     public func setConsumerSettings(_ id: EUI64, _ changes: [String: String]) throws -> [String: String] {
         let device = try requireDevice(id)
         guard device.type.isDisplay else { throw DomainError(.invalidState, "\(id) is a \(device.type); consumer settings are made on a PPMID or an IHD") }
-        guard model(for: device)?.keepsSet.contains(.consumerData) == true else {
-            throw DomainError(.invalidState, "model \(device.modelKey) keeps no consumer data (keeps has no consumerData)")
-        }
-        for (key, value) in changes {
-            guard (1...Self.maxConsumerSettingKey).contains(key.utf8.count), key.utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) else {
-                throw DomainError(.invalidState, "setting name '\(key.prefix(40))' must be 1...\(Self.maxConsumerSettingKey) printable ASCII characters")
-            }
-            guard value.utf8.count <= Self.maxConsumerSettingValue else {
-                throw DomainError(.invalidState, "setting \(key): the value is over \(Self.maxConsumerSettingValue) bytes")
-            }
-        }
+        let model = model(for: device)
+        let machine = ConsumerSettings(model: device.modelKey, manufacturerCode: model?.manufacturer.numericCode)
+        let keeps = model?.keepsSet.contains(.consumerData) == true
         let now = self.now()
-        let settings = try serialized { _ in
-            try store.write { tx -> [String: String] in
-                let held = try tx.consumerSettings(device: id)
-                guard held.merging(changes, uniquingKeysWith: { $1 }).count <= Self.maxConsumerSettings else {
-                    throw DomainError(.invalidState, "a display holds at most \(Self.maxConsumerSettings) settings")
+        let settings = changes.sorted { $0.key < $1.key }.map { ConsumerSettings.Setting(name: $0.key, value: $0.value) }
+        let (actions, held) = try runConsumerSettings(machine, device: id) { .set(settings, held: $0, keepsConsumerData: keeps, now: now) }
+        for action in actions {
+            if case .refuse(let refusal) = action { throw DomainError(.invalidState, refusal.description) }
+        }
+        publishSettingsChanged(actions, device: id, now: now)
+        return held
+    }
+
+    /// Write Attributes of a display's consumer settings over the HAN: the Write Attributes Response.
+    func writeConsumerSettings(_ write: WriteAttributes, manufacturerCode: UInt16?, device: Device, header: ZCLHeader) -> [ZCLFrame] {
+        let model = model(for: device)
+        let machine = ConsumerSettings(model: device.modelKey, manufacturerCode: model?.manufacturer.numericCode)
+        let keeps = model?.keepsSet.contains(.consumerData) == true
+        let now = self.now()
+        let input = { (held: [String: String]) in
+            ConsumerSettings.Input.writeAttributes(write, manufacturerCode: manufacturerCode, held: held, keepsConsumerData: keeps, now: now)
+        }
+        let actions: [ConsumerSettings.Action]
+        do {
+            actions = try runConsumerSettings(machine, device: device.id, input).actions
+        } catch {
+            logStoreFailure(device: device.id, command: "WriteAttributes", status: .failure, error: error)
+            actions = machine.storeFailed(input([:]))
+        }
+        publishSettingsChanged(actions, device: device.id, now: now)
+        let responseHeader = header.response(frameType: .global, commandID: ZCLGlobalCommandID.writeAttributesResponse)
+        return actions.compactMap { action in
+            guard case .respond(let response) = action else { return nil }
+            return ZCLFrame(header: responseHeader, payload: response.encoded())
+        }
+    }
+
+    /// Reads the settings held, asks the machine and commits what it keeps, in one transaction;
+    /// returns its actions and the settings held after.
+    private func runConsumerSettings(_ machine: ConsumerSettings, device id: EUI64,
+                                     _ input: ([String: String]) -> ConsumerSettings.Input) throws -> (actions: [ConsumerSettings.Action], held: [String: String]) {
+        try serialized { _ in
+            try store.write { tx in
+                let actions = machine.receive(input(try tx.consumerSettings(device: id)))
+                for case let .persist(setting, time) in actions {
+                    try tx.saveConsumerSetting(device: id, key: setting.name, value: setting.value, at: time)
                 }
-                for (key, value) in changes { try tx.saveConsumerSetting(device: id, key: key, value: value, at: now) }
-                return try tx.consumerSettings(device: id)
+                return (actions, try tx.consumerSettings(device: id))
             }
         }
-        if !changes.isEmpty {
-            // The names only: what the consumer chose is theirs.
-            events.publish(.displaySettingsChanged, device: id, time: now, data: ["changed": .array(changes.keys.sorted().map { .string($0) })])
+    }
+
+    private func publishSettingsChanged(_ actions: [ConsumerSettings.Action], device id: EUI64, now: Timestamp) {
+        for case .changed(let names) in actions {
+            events.publish(.displaySettingsChanged, device: id, time: now, data: ["changed": .array(names.map { .string($0) })])
         }
-        return settings
     }
 
     public func consumerSettings(_ id: EUI64) throws -> [String: String] {
         _ = try requireDevice(id)
         return try store.read { try $0.consumerSettings(device: id) }
+    }
+
+    /// The supplier sets a meter's debt, its daily time-based debt and the share of each top-up
+    /// that recovers it (nil: unchanged); the ``Prepayment`` machine decides. Returns the balances after.
+    public func configureDebt(_ id: EUI64, debt: Int32?, perDay: Int32?, recoveryPercent: UInt8?) throws -> Prepayment.Balance {
+        let device = try requireDevice(id)
+        guard device.type.isMeterSide else { throw DomainError(.invalidState, "\(id) is a \(device.type); debt is held by an ESME or a GPF") }
+        return try serialized { _ in
+            try store.write { tx -> Prepayment.Balance in
+                let held = try tx.prepayment(device: id).map(Prepayment.Balance.init)
+                for case .persist(let change) in Prepayment(device: id).receive(.configureDebt(debt: debt, perDay: perDay, recoveryPercent: recoveryPercent, balance: held)) {
+                    try Self.apply(change, device: id, tx: tx)
+                }
+                return try tx.prepayment(device: id).map(Prepayment.Balance.init) ?? Prepayment.Balance(credit: 0, emergencyCredit: 0, debt: 0)
+            }
+        }
     }
 }

@@ -67,6 +67,8 @@ extension Engine {
                 return .blocking { [self] in reply(self.prepayment(.readAttributes(ids), device: device, source: source, header: header)) }
             }
             return .now(reply([ZCLReply.readAttributesResponse(to: header, records: attributeRecords(device, model: model, cluster: cluster, ids: ids))]))
+        case let .consumerSettings(write, manufacturerCode):
+            return .blocking { [self] in reply(self.writeConsumerSettings(write, manufacturerCode: manufacturerCode, device: device, header: header)) }
         case .messaging(let command):
             return .blocking { [self] in reply(self.messaging(command, device: device, header: header)) }
         case .prepayment(let command):
@@ -158,8 +160,8 @@ extension Engine {
             case .getTopUpLog(let request): fallback = .getTopUpLog(request, records: [], tenancyStart: since); name = "GetTopUpLog"
             case .getDebtRepaymentLog(let request): fallback = .getDebtRepaymentLog(request, records: [], tenancyStart: since); name = "GetDebtRepaymentLog"
             case .consumerTopUpResponse(let response): fallback = .consumerTopUpResponse(response); name = "ConsumerTopUpResponse"
-            case .publishTopUpLog(let log): fallback = .publishTopUpLog(log); name = "PublishTopUpLog"
-            case .publishDebtLog(let log): fallback = .publishDebtLog(log); name = "PublishDebtLog"
+            case .publishTopUpLog(let log): fallback = .publishTopUpLog(log, held: []); name = "PublishTopUpLog"
+            case .publishDebtLog(let log): fallback = .publishDebtLog(log, held: []); name = "PublishDebtLog"
             }
         }
         let sender = self.device(source)
@@ -186,11 +188,22 @@ extension Engine {
             switch action {
             case .persist: break
             case .respond(let reply): frames += reply.frames(answering: header)
-            case let .event(.toppedUp(value, from)):
-                events.publish(.prepaymentToppedUp, device: id, time: now, data: ["from": .string(from.description), "value": .int(Int64(value))])
+            case .event(let event): publish(event, device: id, now: now)
             }
         }
         return frames
+    }
+
+    func publish(_ event: Prepayment.Event, device id: EUI64, now: Timestamp) {
+        switch event {
+        case let .toppedUp(value, from):
+            events.publish(.prepaymentToppedUp, device: id, time: now, data: ["from": .string(from.description), "value": .int(Int64(value))])
+        case let .debtRecovered(amount, outstanding):
+            events.publish(.prepaymentDebtRecovered, device: id, time: now, data: ["amount": .int(Int64(amount)), "outstanding": .int(Int64(outstanding))])
+        case let .debtAccrued(amount, days, outstanding):
+            events.publish(.prepaymentDebtAccrued, device: id, time: now, data: ["amount": .int(Int64(amount)), "days": .int(days),
+                                                                                 "outstanding": .int(Int64(outstanding))], level: .debug)
+        }
     }
 
     /// `input` with the facts the store holds.
@@ -216,7 +229,16 @@ extension Engine {
                                         tenancyStart: since)
         case let .readAttributes(ids, _):
             return .readAttributes(ids, balance: try tx.prepayment(device: meter).map(Prepayment.Balance.init))
-        case .consumerTopUpResponse, .publishTopUpLog, .publishDebtLog:
+        case let .publishTopUpLog(log, _):
+            // The PPMID's own log: which of the sent UTRNs it holds already.
+            let held = try Set(log.topUps.map { String(decoding: $0.topUpCode, as: UTF8.self) }.filter { try tx.topUpExists(device: meter, code: $0) })
+            return .publishTopUpLog(log, held: held)
+        case let .publishDebtLog(log, _):
+            let held = try tx.debtRecords(device: meter, limit: Int.max).map {
+                Prepayment.DebtCollection(time: $0.time, amount: $0.amount, debtType: $0.debtType, outstanding: $0.outstanding)
+            }
+            return .publishDebtLog(log, held: Set(held))
+        case .consumerTopUpResponse, .daysEnded, .configureDebt:
             return input
         }
     }
@@ -236,11 +258,17 @@ extension Engine {
 }
 
 extension Prepayment.Balance {
-    init(_ state: PrepaymentState) { self.init(credit: state.credit, emergencyCredit: state.emergencyCredit, debt: state.debt) }
+    init(_ state: PrepaymentState) {
+        self.init(credit: state.credit, emergencyCredit: state.emergencyCredit, debt: state.debt, debtPerDay: state.debtPerDay,
+                  recoveryPercent: state.recoveryPercent)
+    }
 }
 
 extension PrepaymentState {
-    init(_ balance: Prepayment.Balance) { self.init(credit: balance.credit, emergencyCredit: balance.emergencyCredit, debt: balance.debt) }
+    init(_ balance: Prepayment.Balance) {
+        self.init(credit: balance.credit, emergencyCredit: balance.emergencyCredit, debt: balance.debt, debtPerDay: balance.debtPerDay,
+                  recoveryPercent: balance.recoveryPercent)
+    }
 }
 
 // MARK: Messaging

@@ -2,7 +2,7 @@ import HashTreeCollections
 import Logging
 import SMETSCore
 import SMETSDCC
-import SMETSRPC
+import SMETSDevices
 import SMETSStore
 import Synchronization
 
@@ -51,6 +51,10 @@ public final class Engine: Sendable {
     public let startedAt: Timestamp
     let realNow: @Sendable () -> Timestamp
     let traces: FrameTraces
+    /// The HAN fault rules in force (`faults.*`).
+    let faults = FaultInjector()
+    /// Live pcap captures of the HAN (`han.capture`).
+    let captures = CaptureHub()
 
 
     public init(store: StateStore, lab: LabSnapshot, events: EventHub, logger: Logger,
@@ -269,6 +273,7 @@ public final class Engine: Sendable {
             let historyDays = Int64(state.lab.settings.historyDays)
             let days = max(firstDay, lastDay - historyDays + 1)...lastDay
             var recorded = 0
+            var accrued: [(EUI64, Prepayment.Event)] = []
             let displays = state.order.compactMap { state.devices[$0] }.filter { $0.type.isDisplay && $0.hub != nil }
             let snapshot = state
             let next = try store.write { tx -> ScheduledJob in
@@ -284,11 +289,13 @@ public final class Engine: Sendable {
                     try tx.pruneConsumption(device: display.id, before: lastDay - historyDays + 1)
                     recorded += 1
                 }
+                accrued = try Self.accrueTimeBasedDebt(days: lastDay - firstDay + 1, tx: tx)
                 return try tx.insertJob(due: .startOfDay(lastDay + 2), kind: JobKind.dailyRollover.rawValue, payload: String(lastDay + 1))
             }
             state.schedule.insert(next)
             events.publish(.clockDayEnded, time: now, data: ["day": .string(Timestamp.dateString(day: lastDay)), "days": .int(Int64(days.count)),
                                                              "displays": .int(Int64(recorded))], level: .debug)
+            for (meter, event) in accrued { publish(event, device: meter, now: now) }
         case .tenancyChange:
             try runTenancyJob(job, state: &state, now: now)
         case .firmwareActivation:
@@ -297,6 +304,22 @@ public final class Engine: Sendable {
             try store.write { try $0.deleteJob(job.id) }
             logger.warning("dropped a scheduled job of unknown kind", metadata: ["event": "job.unknown", "kind": .string(job.kind)])
         }
+    }
+
+    /// Every day that ended adds each meter's time-based debt (the Prepayment machine decides), in
+    /// the rollover's transaction: a day is accrued once, with the consumption it recorded.
+    static func accrueTimeBasedDebt(days: Int64, tx: StoreTransaction) throws -> [(EUI64, Prepayment.Event)] {
+        var events: [(EUI64, Prepayment.Event)] = []
+        for (meter, state) in try tx.debtAccruingMeters() {
+            for action in Prepayment(device: meter).receive(.daysEnded(days, balance: Prepayment.Balance(state))) {
+                switch action {
+                case .persist(let change): try apply(change, device: meter, tx: tx)
+                case .event(let event): events.append((meter, event))
+                case .respond: break
+                }
+            }
+        }
+        return events
     }
 
     // MARK: reads

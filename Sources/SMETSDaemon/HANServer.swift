@@ -58,12 +58,21 @@ final class HANServer: Sendable {
             let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
                                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
                                               destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl))
+            if case .data(let data) = frame { engine.capture(data) }
             let bytes = frame.encoded()
             for channel in links.channels(of: outgoing.from) {
                 var buffer = channel.allocator.buffer(capacity: bytes.count)
                 buffer.writeBytes(bytes)
                 channel.writeAndFlush(buffer, promise: nil)
             }
+        }
+        // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
+        // another emulated device may write).
+        engine.faults.setScheduler { [group, pool] millis, work in
+            group.next().scheduleTask(in: .milliseconds(Int64(millis))) { pool.submit { _ in work() } }
+        }
+        engine.faults.setLinkDropper { device in
+            for channel in links.channels(of: device) { channel.close(promise: nil) }
         }
     }
 
@@ -227,7 +236,9 @@ final class HANChannelHandler: ChannelInboundHandler {
             }
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):
-            perform(machine.registered(links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)), context: context)
+            // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
+            let attached = !engine.refusesLink(to: device) && links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)
+            perform(machine.registered(attached), context: context)
         case .detach(let device):
             links.detach(context.channel, from: device)
         case .releaseAdmission:
@@ -244,8 +255,24 @@ final class HANChannelHandler: ChannelInboundHandler {
     }
 
     private func dispatch(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
-        engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
+        guard engine.faults.isActive else { return deliver(data, to: device, context: context) }
+        // The rules decide whether, when and as what the frame reaches the device; a frame they
+        // let through later is handed back to this link's event loop, where its order is kept.
+        let eventLoop = context.eventLoop
+        let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
+        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl) { zcl in
+            var impaired = data
+            impaired.zcl = zcl
+            let received = impaired
+            let run: @Sendable () -> Void = { let (handler, context) = bound.value; handler.deliver(received, to: device, context: context) }
+            if eventLoop.inEventLoop { run() } else { eventLoop.execute(run) }
+        }
+    }
+
+    private func deliver(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
+        engine.capture(data)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
+        let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
         let rig = data.source, endpoint = data.sourceEndpoint
         let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
@@ -258,24 +285,16 @@ final class HANChannelHandler: ChannelInboundHandler {
         let blocking = if case .blocking = handling { true } else { false }
         switch (machine.route(blocking: blocking), handling) {
         case (.emitNow, .now(let replies)):
-            emitOnPool(addressed(replies))
+            // The request and its answers are traced together (one clock read, one trace lock).
+            let pool = self.pool
+            engine.emit(addressed(replies), answering: incoming, deliverLater: { work in pool.submit { _ in work() } })
         case (.enqueue, .now(let replies)):
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(replies) }, context: context)
         case (_, .blocking(let produce)):
             // The machine never routes blocking work to .emitNow.
+            engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
             enqueue({ addressed(produce()) }, context: context)
-        }
-    }
-
-    /// Replies computed on the loop still go out through `emit`, which may hand them to another
-    /// emulated device (a blocking write): fast path for the common case of a rig as the peer.
-    private func emitOnPool(_ replies: [OutgoingZCL]) {
-        guard !replies.isEmpty else { return }
-        if replies.allSatisfy({ engine.device($0.to) == nil }) {
-            engine.emit(replies)
-        } else {
-            let engine = self.engine
-            pool.submit { _ in engine.emit(replies) }
         }
     }
 

@@ -6,6 +6,9 @@ import SMETSWire
 public enum DeviceCommand: Sendable, Hashable {
     /// Read Attributes of `cluster`.
     case readAttributes(cluster: UInt16, ids: [UInt16])
+    /// Write Attributes of a display's Basic cluster: its consumer settings (``ConsumerSettings``),
+    /// with the frame's manufacturer code.
+    case consumerSettings(WriteAttributes, manufacturerCode: UInt16?)
     case messaging(Messaging.Command)
     case prepayment(Prepayment.Command)
     case changeOfTenancy(PublishChangeOfTenancy)
@@ -43,6 +46,9 @@ public enum DeviceCommand: Sendable, Hashable {
             case ZCLGlobalCommandID.readAttributes:
                 guard let request = try? frame.decodePayload(as: ReadAttributes.self) else { self = .refused(.malformedCommand); return }
                 self = .readAttributes(cluster: cluster, ids: request.attributeIDs)
+            case ZCLGlobalCommandID.writeAttributes where type.isDisplay && cluster == ZCLClusterID.basic:
+                guard let request = try? frame.decodePayload(as: WriteAttributes.self) else { self = .refused(.malformedCommand); return }
+                self = .consumerSettings(request, manufacturerCode: header.manufacturerCode)
             case ZCLGlobalCommandID.readAttributesResponse, ZCLGlobalCommandID.defaultResponse:
                 self = .consumed
             default:

@@ -14,13 +14,20 @@ import SMETSWire
 ///   ``storeFailed(_:)`` instead: the answer a meter gives when it cannot keep what it was asked
 ///   to (ConsumerTopUpResponse "rejected, error" for a top-up, a FAILURE Default Response otherwise).
 public struct Prepayment: Sendable, Hashable {
-    /// A meter's balances, in pence (ZCL int32).
+    /// A meter's balances, in pence (ZCL int32), and how it accrues and recovers debt.
     public struct Balance: Sendable, Hashable {
         public var credit: Int32
         public var emergencyCredit: Int32
+        /// AccumulatedDebt: what the consumer owes, never below 0.
         public var debt: Int32
-        public init(credit: Int32, emergencyCredit: Int32, debt: Int32) {
+        /// Time-based debt: what the meter adds to ``debt`` at the end of each day on the virtual clock.
+        public var debtPerDay: Int32
+        /// Payment-based recovery: the share of each top-up, in percent, that goes to ``debt``
+        /// before the rest becomes credit.
+        public var recoveryPercent: UInt8
+        public init(credit: Int32, emergencyCredit: Int32, debt: Int32, debtPerDay: Int32 = 0, recoveryPercent: UInt8 = 0) {
             self.credit = credit; self.emergencyCredit = emergencyCredit; self.debt = debt
+            self.debtPerDay = debtPerDay; self.recoveryPercent = recoveryPercent
         }
 
         /// What a new meter holds: a small credit and the emergency credit.
@@ -49,6 +56,14 @@ public struct Prepayment: Sendable, Hashable {
             self.time = time; self.amount = amount; self.debtType = debtType; self.outstanding = outstanding
         }
     }
+
+    /// The ZCL debt type of a collection: time-based debts are Debt 1 and 2, payment-based
+    /// recovery (a share of each top-up) is Debt 3.
+    public static let paymentBasedDebtType: UInt8 = 0x02
+
+    /// The most a supplier may set as debt or as the daily time-based debt, in pence: far inside
+    /// int32, so that a year of accrual on the virtual clock cannot wrap.
+    public static let maxDebt: Int32 = 10_000_000
 
     /// ConsumerTopUpResponse's ResultType.
     public enum TopUpResult: UInt8, Sendable, Hashable {
@@ -105,17 +120,22 @@ public struct Prepayment: Sendable, Hashable {
         case readAttributes([UInt16], balance: Balance?)
         /// A PPMID's own top-up was answered.
         case consumerTopUpResponse(ConsumerTopUpResponse)
-        /// A PPMID received a meter's top-up log.
-        case publishTopUpLog(PublishTopUpLog)
-        /// A PPMID received a meter's debt log: it keeps the collections.
-        case publishDebtLog(PublishDebtLog)
+        /// A PPMID received a meter's top-up log: it keeps the top-ups its log does not hold
+        /// (`held`: the UTRNs it holds of those in the log).
+        case publishTopUpLog(PublishTopUpLog, held: Set<String>)
+        /// A PPMID received a meter's debt log: it keeps the collections its log does not hold.
+        case publishDebtLog(PublishDebtLog, held: Set<DebtCollection>)
+        /// `days` days ended on the virtual clock: a meter with a time-based debt accrues it.
+        case daysEnded(Int64, balance: Balance)
+        /// The supplier sets the meter's debt and how it accrues and is recovered (nil: unchanged).
+        case configureDebt(debt: Int32?, perDay: Int32?, recoveryPercent: UInt8?, balance: Balance?)
 
         /// Whether this input's batch can hold a ``Action/persist(_:)``: only such an input needs
         /// a writer's transaction.
         public var mayChangeStore: Bool {
             switch self {
-            case .consumerTopUp, .publishDebtLog: true
-            case .getTopUpLog, .getDebtRepaymentLog, .readAttributes, .consumerTopUpResponse, .publishTopUpLog: false
+            case .consumerTopUp, .publishTopUpLog, .publishDebtLog, .daysEnded, .configureDebt: true
+            case .getTopUpLog, .getDebtRepaymentLog, .readAttributes, .consumerTopUpResponse: false
             }
         }
     }
@@ -133,6 +153,10 @@ public struct Prepayment: Sendable, Hashable {
     public enum Event: Sendable, Hashable {
         /// The meter accepted a top-up of `value` pence sent by `from`.
         case toppedUp(value: Int32, from: EUI64)
+        /// The meter took `amount` pence of a top-up for its debt; `outstanding` is left.
+        case debtRecovered(amount: Int32, outstanding: Int32)
+        /// The meter added `amount` pence of time-based debt for `days` days.
+        case debtAccrued(amount: Int32, days: Int64, outstanding: Int32)
     }
 
     public enum Action: Sendable, Hashable {
@@ -181,16 +205,46 @@ public struct Prepayment: Sendable, Hashable {
             })))]
         case let .readAttributes(ids, balance):
             return [.respond(.attributes(ids.map { Self.attribute($0, balance: balance) }))]
-        case .consumerTopUpResponse, .publishTopUpLog:
-            // A PPMID shows these; it keeps nothing of them (its top-ups were logged when the meter took them).
+        case .consumerTopUpResponse:
+            // A PPMID shows the outcome; the top-up itself was logged when the meter took it.
             return [.respond(.status(.success))]
-        case let .publishDebtLog(log):
+        case let .publishTopUpLog(log, held):
+            return keep(log, held: held)
+        case let .publishDebtLog(log, held):
+            var seen = held
             let collections = log.collections.map {
                 DebtCollection(time: Timestamp(zigbeeUTC: $0.collectionTime), amount: $0.amountCollected, debtType: $0.debtType, outstanding: $0.outstandingDebt)
-            }
+            }.filter { seen.insert($0).inserted }
             guard !collections.isEmpty else { return [.respond(.status(.success))] }
             return [.persist(.debtCollections(collections)), .respond(.status(.success))]
+        case let .daysEnded(days, balance):
+            guard days > 0, balance.debtPerDay > 0 else { return [] }
+            var accrued = balance
+            let (product, overflow) = Int64(balance.debtPerDay).multipliedReportingOverflow(by: days)
+            accrued.debt = Int32(clamping: Int64(balance.debt) + (overflow ? Int64(Int32.max) : min(product, Int64(Int32.max))))
+            let added = Int32(clamping: Int64(accrued.debt) - Int64(balance.debt))
+            return [.persist(.balance(accrued)), .event(.debtAccrued(amount: added, days: days, outstanding: accrued.debt))]
+        case let .configureDebt(debt, perDay, percent, balance):
+            var configured = balance ?? Balance(credit: 0, emergencyCredit: 0, debt: 0)
+            if let debt { configured.debt = min(max(0, debt), Self.maxDebt) }
+            if let perDay { configured.debtPerDay = min(max(0, perDay), Self.maxDebt) }
+            if let percent { configured.recoveryPercent = min(percent, 100) }
+            return [.persist(.balance(configured))]
         }
+    }
+
+    /// A PPMID keeps the top-ups of a meter's log that its own log lacks (its own top-ups are
+    /// there already: they were logged when the meter took them). The meter's log does not say
+    /// which device sent a top-up; the PPMID records the meter (0x00) as their source.
+    private func keep(_ log: PublishTopUpLog, held: Set<String>) -> [Action] {
+        var seen = held
+        var actions: [Action] = []
+        for entry in log.topUps {
+            let code = String(decoding: entry.topUpCode, as: UTF8.self)
+            guard seen.insert(code).inserted else { continue }
+            actions.append(.persist(.topUp(TopUp(code: code, amount: entry.topUpAmount, time: Timestamp(zigbeeUTC: entry.topUpTime), source: 0x00), device: device)))
+        }
+        return actions + [.respond(.status(.success))]
     }
 
     /// What the device answers instead of `input`'s batch when the store could not be read for its
@@ -206,6 +260,9 @@ public struct Prepayment: Sendable, Hashable {
             return [.respond(.attributes(ids.map { .status($0, .failure) }))]
         case .getTopUpLog, .getDebtRepaymentLog, .consumerTopUpResponse, .publishTopUpLog, .publishDebtLog:
             return [.respond(.status(.failure))]
+        case .daysEnded, .configureDebt:
+            // No frame to answer: the executor reports the failure (a job retries, a control call errs).
+            return []
         }
     }
 
@@ -218,17 +275,25 @@ public struct Prepayment: Sendable, Hashable {
         guard let value = Self.value(ofUTRN: topUp.topUpCode) else { return [response(.rejectedInvalid, credit: credit)] }
         if facts.seenByMeter { return [response(.rejectedDuplicate, credit: credit)] }
         var balance = facts.balance ?? Balance(credit: 0, emergencyCredit: 0, debt: 0)
+        // Payment-based recovery: the meter's share of the top-up goes to the debt first.
+        let recovered = max(0, min(balance.debt, Int32(Int64(value) * Int64(min(balance.recoveryPercent, 100)) / 100)))
         // A credit the meter cannot hold is refused, not wrapped round to a debt.
-        let (raised, overflow) = balance.credit.addingReportingOverflow(value)
+        let (raised, overflow) = balance.credit.addingReportingOverflow(value - recovered)
         guard !overflow else { return [response(.rejectedError, credit: credit)] }
         balance.credit = raised
+        balance.debt -= recovered
         let code = String(decoding: topUp.topUpCode, as: UTF8.self)
         let record = TopUp(code: code, amount: value, time: facts.now, source: topUp.originatingDevice)
         var actions: [Action] = [.persist(.balance(balance)), .persist(.topUp(record, device: device))]
+        if recovered > 0 {
+            actions.append(.persist(.debtCollections([DebtCollection(time: facts.now, amount: UInt32(recovered), debtType: Self.paymentBasedDebtType,
+                                                                     outstanding: UInt32(balance.debt))])))
+        }
         if let ppmid = facts.senderPPMID, !ppmid.seen, ppmid.id != device {
             actions.append(.persist(.topUp(record, device: ppmid.id)))
         }
         actions.append(.event(.toppedUp(value: value, from: sender)))
+        if recovered > 0 { actions.append(.event(.debtRecovered(amount: recovered, outstanding: balance.debt))) }
         actions.append(response(.accepted, value: value, credit: raised))
         return actions
     }

@@ -44,8 +44,13 @@ public struct PrepaymentState: Hashable, Sendable {
     public var credit: Int32
     public var emergencyCredit: Int32
     public var debt: Int32
-    public init(credit: Int32, emergencyCredit: Int32, debt: Int32) {
+    /// Time-based debt added at the end of each day, and the share of a top-up (percent) that
+    /// recovers debt.
+    public var debtPerDay: Int32
+    public var recoveryPercent: UInt8
+    public init(credit: Int32, emergencyCredit: Int32, debt: Int32, debtPerDay: Int32 = 0, recoveryPercent: UInt8 = 0) {
         self.credit = credit; self.emergencyCredit = emergencyCredit; self.debt = debt
+        self.debtPerDay = debtPerDay; self.recoveryPercent = recoveryPercent
     }
 }
 
@@ -169,15 +174,33 @@ extension StoreTransaction {
     // MARK: prepayment (meter side)
 
     public func prepayment(device: EUI64) throws -> PrepaymentState? {
-        try Row.fetchOne(db, sql: "SELECT credit, emergency_credit, debt FROM prepayment WHERE device = ?", arguments: [key(device)]).map {
-            PrepaymentState(credit: Int32(truncatingIfNeeded: $0[0] as Int64), emergencyCredit: Int32(truncatingIfNeeded: $0[1] as Int64),
-                            debt: Int32(truncatingIfNeeded: $0[2] as Int64))
+        try Row.fetchOne(db, sql: "SELECT \(Self.prepaymentColumns) FROM prepayment WHERE device = ?", arguments: [key(device)]).map { Self.prepaymentState($0) }
+    }
+
+    /// The meters that accrue a time-based debt, with their state.
+    public func debtAccruingMeters() throws -> [(device: EUI64, state: PrepaymentState)] {
+        try Row.fetchAll(db, sql: "SELECT device, \(Self.prepaymentColumns) FROM prepayment WHERE debt_per_day > 0 ORDER BY device").map { row in
+            (EUI64(UInt64(bitPattern: row[0] as Int64)), Self.prepaymentState(row, from: 1))
         }
     }
 
+    static let prepaymentColumns = "credit, emergency_credit, debt, debt_per_day, recovery_percent"
+
+    /// The state in `row`'s columns from `offset` on, in ``prepaymentColumns``' order.
+    static func prepaymentState(_ row: Row, from offset: Int = 0) -> PrepaymentState {
+        func column(_ index: Int) -> Int64 { row[offset + index] }
+        return PrepaymentState(credit: Int32(truncatingIfNeeded: column(0)), emergencyCredit: Int32(truncatingIfNeeded: column(1)),
+                               debt: Int32(truncatingIfNeeded: column(2)), debtPerDay: Int32(truncatingIfNeeded: column(3)),
+                               recoveryPercent: UInt8(truncatingIfNeeded: column(4)))
+    }
+
     public func savePrepayment(_ state: PrepaymentState, device: EUI64) throws {
-        try db.execute(sql: "INSERT INTO prepayment (device, credit, emergency_credit, debt) VALUES (?, ?, ?, ?) ON CONFLICT(device) DO UPDATE SET credit = excluded.credit, emergency_credit = excluded.emergency_credit, debt = excluded.debt",
-                       arguments: [key(device), Int64(state.credit), Int64(state.emergencyCredit), Int64(state.debt)])
+        try db.execute(sql: """
+            INSERT INTO prepayment (device, credit, emergency_credit, debt, debt_per_day, recovery_percent) VALUES (?, ?, ?, ?, ?, ?)
+            ON CONFLICT(device) DO UPDATE SET credit = excluded.credit, emergency_credit = excluded.emergency_credit, debt = excluded.debt,
+            debt_per_day = excluded.debt_per_day, recovery_percent = excluded.recovery_percent
+            """, arguments: [key(device), Int64(state.credit), Int64(state.emergencyCredit), Int64(state.debt), Int64(state.debtPerDay),
+                             Int64(state.recoveryPercent)])
     }
 
     // MARK: counts and clearing

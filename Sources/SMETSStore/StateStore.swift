@@ -6,7 +6,9 @@ import SMETSCore
 ///
 /// Every write runs in one transaction and returns only once SQLite has fsync'd the WAL, so a client
 /// told "done" can pull the plug. `secure_delete` zeroes the bytes of deleted rows in the pages; with
-/// `scrub()` (a truncating checkpoint) nothing of cleared occupant data stays in the WAL either.
+/// `scrub()` (a truncating checkpoint, made durable) nothing of cleared occupant data stays in the WAL
+/// either, and opening the store scrubs what a crash between a clearing commit and its scrub left.
+/// docs/reliability.md ("Crash consistency") has the campaigns that check this.
 public final class StateStore: Sendable {
     public static let fileName = "smetsd.sqlite"
     public let path: String
@@ -36,6 +38,9 @@ public final class StateStore: Sendable {
         // GRDB sets the writer to synchronous=NORMAL when it enables WAL, after prepareDatabase ran.
         try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA synchronous = FULL") }
         try Self.migrator.migrate(pool)
+        // A kill between a clearing commit and its scrub leaves the old page images (the cleared rows)
+        // in the WAL, and SQLite keeps that WAL until a checkpoint: scrub before anything else.
+        try scrub()
     }
 
     /// Runs `body` in one write transaction; it is durable when this returns.
@@ -76,11 +81,26 @@ public final class StateStore: Sendable {
         do {
             try pool.writeWithoutTransaction { db in
                 _ = try db.checkpoint(.truncate)
+                // SQLite truncates the WAL without an fsync: after a power cut the file could come back at
+                // its old size, old frames and all. Syncing it makes the truncation durable.
+                try Self.sync(path + "-wal")
             }
         } catch {
             if let fault = StorageFault(error) { health.failed(fault, error) }
             throw error
         }
+    }
+
+    /// fsync of the file at `path` (any descriptor of a file flushes all of it); nothing when it is
+    /// not there.
+    static func sync(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            if errno == ENOENT { return }
+            throw StoreSyncError(path: path, code: errno)
+        }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw StoreSyncError(path: path, code: errno) }
     }
 
     /// The value of `PRAGMA name` on the writing connection (`synchronous`, `secure_delete`,
@@ -153,8 +173,24 @@ public final class StateStore: Sendable {
         migrator.registerMigration("v3-consumer-setting-time") { db in
             try db.execute(sql: "ALTER TABLE consumer_setting ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0")
         }
+        // A meter's time-based debt (added each day) and payment-based recovery (a share of each top-up).
+        migrator.registerMigration("v4-debt-recovery") { db in
+            try db.execute(sql: """
+                ALTER TABLE prepayment ADD COLUMN debt_per_day INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE prepayment ADD COLUMN recovery_percent INTEGER NOT NULL DEFAULT 0;
+                -- The daily rollover reads only the meters that accrue, not every meter of a large lab.
+                CREATE INDEX prepayment_accruing ON prepayment (device) WHERE debt_per_day > 0;
+                """)
+        }
         return migrator
     }
+}
+
+/// A file of the state could not be synced to disk.
+public struct StoreSyncError: Error, CustomStringConvertible {
+    public let path: String
+    public let code: Int32
+    public var description: String { "could not sync \(path) to disk: \(String(cString: strerror(code)))" }
 }
 
 /// Where a device came from: the lab file, `lab.generate`, or `devices.create`.

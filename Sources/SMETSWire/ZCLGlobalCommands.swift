@@ -2,6 +2,8 @@
 public enum ZCLGlobalCommandID {
     public static let readAttributes: UInt8 = 0x00
     public static let readAttributesResponse: UInt8 = 0x01
+    public static let writeAttributes: UInt8 = 0x02
+    public static let writeAttributesResponse: UInt8 = 0x04
     public static let defaultResponse: UInt8 = 0x0B
 }
 
@@ -105,6 +107,78 @@ public struct ReadAttributesResponse: ZCLGlobalCommand {
     /// The record for `attributeID`, if there is one.
     public subscript(attributeID: UInt16) -> Record? {
         records.first { $0.attributeID == attributeID }
+    }
+}
+
+/// Write Attributes (0x02): attribute ID and typed value, per record.
+public struct WriteAttributes: ZCLGlobalCommand {
+    public static let commandID = ZCLGlobalCommandID.writeAttributes
+
+    public struct Record: Hashable, Sendable {
+        public var attributeID: UInt16
+        public var value: ZCLValue
+        public init(attributeID: UInt16, value: ZCLValue) { self.attributeID = attributeID; self.value = value }
+    }
+
+    public var records: [Record]
+
+    public init(records: [Record]) { self.records = records }
+
+    /// - Throws: a ``WireError`` for a record cut short or a data type this module does not read.
+    public init(decoding payload: ArraySlice<UInt8>) throws(WireError) {
+        var reader = WireReader(payload)
+        var records: [Record] = []
+        while !reader.isAtEnd {
+            let id = try reader.u16le("attribute ID")
+            records.append(Record(attributeID: id, value: try ZCLValue(decodingTypedFrom: &reader)))
+        }
+        self.records = records
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        for record in records {
+            writer.u16le(record.attributeID)
+            record.value.encodeTyped(into: &writer)
+        }
+    }
+}
+
+/// Write Attributes Response (0x04): a single SUCCESS when every attribute was written, else one
+/// status record (status, attribute ID) per attribute that was not.
+public struct WriteAttributesResponse: ZCLGlobalCommand {
+    public static let commandID = ZCLGlobalCommandID.writeAttributesResponse
+
+    public struct Failure: Hashable, Sendable {
+        public var statusCode: UInt8
+        public var attributeID: UInt16
+        public init(status: ZCLStatus, attributeID: UInt16) { self.statusCode = status.rawValue; self.attributeID = attributeID }
+        public init(statusCode: UInt8, attributeID: UInt16) { self.statusCode = statusCode; self.attributeID = attributeID }
+        public var status: ZCLStatus? { ZCLStatus(rawValue: statusCode) }
+    }
+
+    /// Empty: every attribute was written.
+    public var failures: [Failure]
+
+    public init(failures: [Failure]) { self.failures = failures }
+
+    public init(decoding payload: ArraySlice<UInt8>) throws(WireError) {
+        var reader = WireReader(payload)
+        let first = try reader.u8("status")
+        guard first != ZCLStatus.success.rawValue || !reader.isAtEnd else { failures = []; return }
+        var failures = [Failure(statusCode: first, attributeID: try reader.u16le("attribute ID"))]
+        while !reader.isAtEnd {
+            let status = try reader.u8("status")
+            failures.append(Failure(statusCode: status, attributeID: try reader.u16le("attribute ID")))
+        }
+        self.failures = failures
+    }
+
+    public func encode(into writer: inout WireWriter) {
+        guard !failures.isEmpty else { writer.u8(ZCLStatus.success.rawValue); return }
+        for failure in failures {
+            writer.u8(failure.statusCode)
+            writer.u16le(failure.attributeID)
+        }
     }
 }
 

@@ -212,6 +212,19 @@ import Glibc
         #expect(try smetsctl(daemon, ["supplier", "change", "P0001", "--provider", "0000ABCD", "--name", "A Name Far Too Long"]).status == 2)
     }
 
+    @Test func meterDebtSetsAndShowsTheDebtAndRefusesWhatItMust() throws {
+        let daemon = try DaemonHarness().start()
+        defer { daemon.stop() }
+        let meter = "00-DB-12-34-56-78-00-02"
+        let set = try smetsctl(daemon, ["meter", "debt", meter, "--debt", "2000", "--per-day", "50", "--recovery-percent", "25"])
+        #expect(set.status == 0, "\(set.stderr)")
+        #expect(set.stdout.contains("DEBT") && set.stdout.contains("2000") && set.stdout.contains("25"), "\(set.stdout)")
+        let json = try smetsctl(daemon, ["meter", "debt", meter, "--json"])
+        #expect(json.stdout.contains("\"perDay\":50") || json.stdout.contains("\"perDay\" : 50"), "\(json.stdout)")
+        #expect(try smetsctl(daemon, ["meter", "debt", meter, "--recovery-percent", "101"]).status == 2)
+        #expect(try smetsctl(daemon, ["meter", "debt", ppmid1]).status == 1, "a PPMID holds no debt")
+    }
+
     // MARK: HAN
 
     @Test func topUpIsAcceptedOnceThenRefusedAsADuplicateAndTheTraceShowsIt() throws {

@@ -123,7 +123,8 @@ import Testing
         #expect(ppmid["hub"]?.stringValue == "00-DB-12-34-56-78-00-01")
     }
 
-    // SECMP0056 (seed 003): the change at T clears the prior occupant's data, never the new
+    // SECMP0056 conclusions report (seed 003), "Summary of conclusions": the change at T clears the
+    // prior occupant's data, never the new
     // occupant's, also when the clock jumps days past T before the change runs.
     @Test func aScheduledChangeClearsOnlyWhatWasRecordedUpToItsTime() throws {
         let daemon = try DaemonHarness().start()
@@ -140,7 +141,8 @@ import Testing
         #expect(try counts(daemon, esme1)["messages"]?.intValue == 0)
     }
 
-    // SECMP0056: the day that contains T is split at T, on the meter as on the display.
+    // SECMP0056 conclusions report (seed 003), "Summary of conclusions": the day that contains T is
+    // split at T, on the meter as on the display.
     @Test func theDayOfTheChangeIsSplitAtItsTime() throws {
         let daemon = try DaemonHarness().start()
         defer { daemon.stop() }
@@ -160,7 +162,8 @@ import Testing
         #expect(try counts(daemon, ihd1)["consumptionDays"]?.intValue == 1)
     }
 
-    // SECMP0056: gone from memory too. han.trace must not show the prior occupant's messages or UTRNs.
+    // SECMP0056 conclusions report (seed 003), "Subsequent Working Group discussions" (GDPR: the data
+    // must be gone): gone from memory too. han.trace must not show the prior occupant's messages or UTRNs.
     @Test func theTracesLoseThePriorOccupantsFrames() throws {
         let daemon = try DaemonHarness().start()
         defer { daemon.stop() }
@@ -179,7 +182,8 @@ import Testing
         #expect(try commands(esme1).contains("PublishChangeOfTenancy"), "the change itself is no occupant's data")
     }
 
-    // SECMP0056 (seed 003, expected IHDTS v5.0): a display built to IHDTS v4.2 keeps its data and
+    // SECMP0056 conclusions report (seed 003), "Summary of responses", the implementation table
+    // (IHDTS v5.0): a display built to IHDTS v4.2 keeps its data and
     // ignores the Change of Tenancy; the DCC and the supplier cannot make it clear.
     @Test func aDisplayBeforeIHDTSv5IgnoresTheChange() throws {
         let daemon = try DaemonHarness().start()

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SMETSCore
+import SMETSRPC
 @testable import SMETSDaemon
 import SMETSStore
 import Testing
@@ -57,5 +58,39 @@ struct DaemonUnitTests {
         for device in 101...103 { traces.record(EUI64(UInt64(device)), frame(device)) }
         #expect(traces.frames(EUI64(100)).isEmpty, "the oldest device's ring goes when a fourth device is traced")
         #expect(traces.frames(EUI64(103)).count == 1)
+        // A request and its answers recorded at once keep their order, across devices.
+        traces.record([(EUI64(103), frame(1)), (EUI64(104), frame(2)), (EUI64(103), frame(3))])
+        #expect(traces.frames(EUI64(103)).map(\.time.unixMillis) == [103, 1, 3])
+        #expect(traces.frames(EUI64(104)).count == 1)
+        #expect(traces.frames(EUI64(101)).isEmpty, "a batch that starts a ring drops the oldest as one record would")
+    }
+
+    @Test func eventDataIsTypedAndShapedAsJSONOnlyAtTheEdge() {
+        let data: [String: EventValue] = ["text": "a \"quoted\" line\n", "count": 3, "flag": true, "list": .array(["x", 1]),
+                                          "nested": .object(["k": .null])]
+        let event = DaemonEvent(seq: 7, time: Timestamp(unixMillis: 0), type: EventType.tenancyCleared.rawValue, device: nil, data: data)
+        #expect(event.json["data"]?["list"] == .array([.string("x"), .int(1)]))
+        #expect(event.json["data"]?["nested"]?["k"] == .null && event.json["device"] == .null && event.json["seq"] == .int(7))
+        // The log writes a string as it is, anything else as compact JSON.
+        #expect(EventValue.string("plain text").logText == "plain text")
+        #expect(EventValue.array(["a\"b", 2, false]).logText == #"["a\"b",2,false]"#)
+        #expect(EventValue.object(["b": .null, "a": .array([])]).logText == #"{"a":[],"b":null}"#)
+        #expect(EventValue.array(["\u{1}"]).logText == #"["\u0001"]"#)
+    }
+
+    @Test func hanFrameSubscribersAreCountedAsTheyComeAndGo() {
+        let hub = EventHub(logger: Logger(label: "test"))
+        #expect(!hub.hasSubscribers(for: .hanFrame))
+        let other = hub.subscribe(types: [EventType.tenancyCleared.rawValue]) { _ in }
+        #expect(!hub.hasSubscribers(for: .hanFrame) && hub.hasSubscribers(for: .tenancyCleared))
+        let all = hub.subscribe(types: nil) { _ in }
+        let frames = hub.subscribe(types: [EventType.hanFrame.rawValue]) { _ in }
+        #expect(hub.hasSubscribers(for: .hanFrame))
+        hub.unsubscribe(all)
+        #expect(hub.hasSubscribers(for: .hanFrame))
+        hub.unsubscribe(frames)
+        #expect(!hub.hasSubscribers(for: .hanFrame))
+        hub.unsubscribe(other)
+        #expect(!hub.hasSubscribers(for: .tenancyCleared))
     }
 }

@@ -168,5 +168,45 @@ struct HANStoreFailureTests {
         gate.set(.pass)
         #expect(try Self.status(Self.send(engine, log, to: Self.ppmid, from: Self.esme)) == .success)
         #expect(try engine.store.read { try $0.debtRecords(device: Self.ppmid) }.map(\.amount) == [50])
+        #expect(try Self.status(Self.send(engine, log, to: Self.ppmid, from: Self.esme)) == .success)
+        #expect(try engine.store.read { try $0.debtRecords(device: Self.ppmid) }.count == 1, "a log sent again adds nothing")
+    }
+
+    @Test("PublishTopUpLog at a PPMID: FAILURE, nothing kept; kept once the store is back")
+    func ppmidTopUpLog() throws {
+        let (engine, gate, capture) = try Self.fixture()
+        let log = PublishTopUpLog(topUps: [.init(topUpCode: Array("12345678901234500150".utf8), topUpAmount: 150, topUpTime: Self.start.zigbeeUTC)])
+        gate.set(.fail)
+        #expect(try Self.status(Self.send(engine, log, to: Self.ppmid, from: Self.esme)) == .failure)
+        #expect(try engine.store.read { try $0.topUps(device: Self.ppmid) }.isEmpty)
+        #expect(Self.failures(capture) == 1)
+        gate.set(.pass)
+        #expect(try Self.status(Self.send(engine, log, to: Self.ppmid, from: Self.esme)) == .success)
+        #expect(try engine.store.read { try $0.topUps(device: Self.ppmid) }.map(\.amount) == [150])
+    }
+
+    @Test("Write Attributes of consumer settings: FAILURE for every record, nothing kept; kept once the store is back")
+    func consumerSettings() throws {
+        let (engine, gate, capture) = try Self.fixture()
+        let write = WriteAttributes(records: [.init(attributeID: 0xFF00, value: .charString("budget=300")), .init(attributeID: 0xFF00, value: .charString("alert=on"))])
+        // brightview-ihd's manufacturer code.
+        let zcl = ZCLFrame(write, direction: .clientToServer, sequenceNumber: 21, manufacturerCode: 0x5678).encoded()
+        func send() throws -> WriteAttributesResponse {
+            let outgoing: [OutgoingZCL] = switch engine.handleZCL(deviceID: Self.ihd, source: Self.rig, profile: ZCLProfileID.smartEnergy,
+                                                                  cluster: ZCLClusterID.basic, zcl: zcl) {
+            case .now(let frames): frames
+            case .blocking(let work): work()
+            }
+            let frame = try #require(outgoing.first?.frame)
+            #expect(frame.header.commandID == ZCLGlobalCommandID.writeAttributesResponse && frame.header.manufacturerCode == 0x5678)
+            return try frame.decodePayload(as: WriteAttributesResponse.self)
+        }
+        gate.set(.fail)
+        #expect(try send().failures.map(\.status) == [.failure, .failure])
+        #expect(try engine.store.read { try $0.consumerSettings(device: Self.ihd) }.isEmpty)
+        #expect(Self.failures(capture) == 1)
+        gate.set(.pass)
+        #expect(try send().failures.isEmpty)
+        #expect(try engine.store.read { try $0.consumerSettings(device: Self.ihd) } == ["budget": "300", "alert": "on"])
     }
 }

@@ -101,7 +101,7 @@ struct OTAExecutorTests {
         throw CancellationError()
     }
 
-    static func status(_ engine: Engine) throws -> JSONValue { try engine.firmwareStatus(ppmid) }
+    static func status(_ engine: Engine) throws -> JSONValue { ControlRouter.firmwareStatusJSON(try engine.firmwareStatus(ppmid)) }
 
     static func defaultResponseStatus(_ frames: [ZCLFrame]) throws -> UInt8? {
         guard let frame = frames.first, frame.header.commandID == ZCLGlobalCommandID.defaultResponse, frame.header.frameType == .global else { return nil }
@@ -163,6 +163,20 @@ struct OTAExecutorTests {
         _ = Self.send(engine, UpgradeEndResponse(manufacturerCode: 0x1234, imageType: 0x0001, fileVersion: Self.version, currentTime: 0, upgradeTime: 0))
         #expect(engine.device(Self.ppmid)?.firmwareVersion == FirmwareVersion(Self.version))
         #expect(try Self.status(engine)["held"] == .null)
+    }
+
+    /// Found by scripts/crash-campaign: a scheduled activation of an image the device held fell due
+    /// while the hub was serving it a newer one; the device restarted on the held image and dropped
+    /// the download, and firmware.update answered "activated" for the newer image.
+    @Test("firmware.update does not report the activation of another image as its own")
+    func activationOfAnotherImageIsNotTheUpdates() {
+        let device = Self.ppmid
+        var result = FirmwareUpdateResult(device: device, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
+        result.describe(.activated(FirmwareVersion(0x0104_1900)), offered: FirmwareVersion(0x0104_1C00), endStatus: nil)
+        #expect(result.outcome == "aborted")
+        #expect(result.reason.contains("01041900") && result.reason.contains("01041C00"), "\(result.reason)")
+        result.describe(.activated(FirmwareVersion(0x0104_1C00)), offered: FirmwareVersion(0x0104_1C00), endStatus: nil)
+        #expect(result.outcome == "activated" && result.reason == "running 01041C00")
     }
 
     @Test("Activate Firmware through the API throws when the store cannot keep it, and changes nothing")

@@ -123,6 +123,14 @@ struct DeviceAttributesTests {
         var otherGlobal = read
         otherGlobal.header.commandID = 0x06
         #expect(route(otherGlobal, ZCLClusterID.basic, .ihd) == .refused(.unsupClusterCommand))
+        // Write Attributes of a display's Basic cluster: its consumer settings, with the frame's manufacturer code.
+        let write = WriteAttributes(records: [.init(attributeID: ConsumerSettings.attributeID, value: .charString("budget=300"))])
+        let written = ZCLFrame(write, direction: .clientToServer, sequenceNumber: 2, manufacturerCode: 0x1234)
+        #expect(route(written, ZCLClusterID.basic, .ihd) == .consumerSettings(write, manufacturerCode: 0x1234))
+        #expect(route(written, ZCLClusterID.basic, .esme) == .refused(.unsupClusterCommand), "a meter keeps no consumer settings")
+        var cut = written
+        cut.payload.removeLast()
+        #expect(route(cut, ZCLClusterID.basic, .ppmid) == .refused(.malformedCommand))
 
         let message = DisplayMessage(messageID: 1, messageControl: 0, startTime: 0, durationMinutes: 1, message: "m")
         #expect(route(Self.frame(message), ZCLClusterID.messaging, .ihd) == .messaging(.displayMessage(message)))

@@ -122,19 +122,86 @@ struct PrepaymentTests {
         #expect(Self.machine.storeFailed(.readAttributes([1, 2], balance: nil)) == [.respond(.attributes([.status(1, .failure), .status(2, .failure)]))])
     }
 
-    @Test("a PPMID acknowledges top-up answers and logs, and keeps the debt collections it is sent")
+    @Test("a PPMID acknowledges top-up answers, and keeps the debt collections it is sent that its log lacks")
     func ppmidClient() {
         let ppmid = Prepayment(device: Self.ppmid)
         let response = ConsumerTopUpResponse(result: 0, topUpValue: 150, sourceOfTopUp: 2, creditRemaining: 1150)
         #expect(ppmid.receive(.consumerTopUpResponse(response)) == [.respond(.status(.success))])
-        #expect(ppmid.receive(.publishTopUpLog(PublishTopUpLog(topUps: []))) == [.respond(.status(.success))])
-        let log = PublishDebtLog(collections: [.init(collectionTime: Self.now.zigbeeUTC, amountCollected: 10, debtType: 1, outstandingDebt: 90)])
-        #expect(ppmid.receive(.publishDebtLog(log)) == [
-            .persist(.debtCollections([.init(time: Timestamp(zigbeeUTC: Self.now.zigbeeUTC), amount: 10, debtType: 1, outstanding: 90)])),
-            .respond(.status(.success)),
+        #expect(ppmid.receive(.publishTopUpLog(PublishTopUpLog(topUps: []), held: [])) == [.respond(.status(.success))])
+        let entry = PublishDebtLog.DebtCollection(collectionTime: Self.now.zigbeeUTC, amountCollected: 10, debtType: 1, outstandingDebt: 90)
+        let collection = Prepayment.DebtCollection(time: Timestamp(zigbeeUTC: Self.now.zigbeeUTC), amount: 10, debtType: 1, outstanding: 90)
+        let log = PublishDebtLog(collections: [entry, entry])
+        #expect(ppmid.receive(.publishDebtLog(log, held: [])) == [.persist(.debtCollections([collection])), .respond(.status(.success))],
+                "the same collection twice in one log is kept once")
+        #expect(ppmid.receive(.publishDebtLog(log, held: [collection])) == [.respond(.status(.success))], "a log sent again adds nothing")
+        #expect(ppmid.receive(.publishDebtLog(PublishDebtLog(collections: []), held: [])) == [.respond(.status(.success))])
+        #expect(ppmid.storeFailed(.publishDebtLog(log, held: [])) == [.respond(.status(.failure))])
+        #expect(Prepayment.Input.publishDebtLog(log, held: []).mayChangeStore && !Prepayment.Input.consumerTopUpResponse(response).mayChangeStore)
+    }
+
+    // SECMP0056 conclusions report (seed 003), "Modification Report Consultation responses": top-up
+    // history is a function some PPMIDs add beyond SMETS; ours keeps the top-up log it is sent, so a
+    // Change of Tenancy has a real log to clear.
+    @Test("a PPMID keeps the top-ups of a meter's log that its own log lacks, each once")
+    func ppmidKeepsTopUpLog() {
+        let ppmid = Prepayment(device: Self.ppmid)
+        let log = PublishTopUpLog(topUps: [
+            .init(topUpCode: Array("11111111111111100100".utf8), topUpAmount: 100, topUpTime: Self.now.zigbeeUTC),
+            .init(topUpCode: Array("22222222222222200200".utf8), topUpAmount: 200, topUpTime: Self.now.zigbeeUTC),
+            .init(topUpCode: Array("22222222222222200200".utf8), topUpAmount: 200, topUpTime: Self.now.zigbeeUTC),
         ])
-        #expect(ppmid.receive(.publishDebtLog(PublishDebtLog(collections: []))) == [.respond(.status(.success))])
-        #expect(ppmid.storeFailed(.publishDebtLog(log)) == [.respond(.status(.failure))])
-        #expect(Prepayment.Input.publishDebtLog(log).mayChangeStore && !Prepayment.Input.consumerTopUpResponse(response).mayChangeStore)
+        let second = Prepayment.TopUp(code: "22222222222222200200", amount: 200, time: Timestamp(zigbeeUTC: Self.now.zigbeeUTC), source: 0x00)
+        #expect(ppmid.receive(.publishTopUpLog(log, held: ["11111111111111100100"])) == [
+            .persist(.topUp(second, device: Self.ppmid)), .respond(.status(.success)),
+        ])
+        #expect(ppmid.receive(.publishTopUpLog(log, held: ["11111111111111100100", "22222222222222200200"])) == [.respond(.status(.success))])
+        #expect(ppmid.storeFailed(.publishTopUpLog(log, held: [])) == [.respond(.status(.failure))])
+        #expect(Prepayment.Input.publishTopUpLog(log, held: []).mayChangeStore)
+    }
+
+    // SECMP0056 conclusions report (seed 003), "Subsequent Working Group discussions": debt-recovery
+    // information is what some devices show; our meters fill the debt repayment log from real flows.
+    @Test("a top-up recovers its share of the debt first, logged as a Debt 3 collection, the rest is credit")
+    func topUpRecoversDebt() {
+        let owing = Prepayment.Balance(credit: 1000, emergencyCredit: 500, debt: 100, debtPerDay: 20, recoveryPercent: 40)
+        let actions = Self.topUp(balance: owing)
+        // 40% of 150 is 60, all of it owed: 90 becomes credit.
+        #expect(actions.first == .persist(.balance(.init(credit: 1090, emergencyCredit: 500, debt: 40, debtPerDay: 20, recoveryPercent: 40))))
+        #expect(actions.contains(.persist(.debtCollections([.init(time: Self.now, amount: 60, debtType: Prepayment.paymentBasedDebtType, outstanding: 40)]))))
+        #expect(actions.contains(.event(.debtRecovered(amount: 60, outstanding: 40))))
+        #expect(actions.last == Self.response(.accepted, value: 150, credit: 1090), "the response names the whole top-up and the credit after")
+        // No more than is owed is taken.
+        let little = Prepayment.Balance(credit: 0, emergencyCredit: 0, debt: 5, recoveryPercent: 100)
+        #expect(Self.topUp(balance: little).first == .persist(.balance(.init(credit: 145, emergencyCredit: 0, debt: 0, recoveryPercent: 100))))
+        // Nothing owed, or no recovery share: no collection.
+        for balance in [Prepayment.Balance(credit: 0, emergencyCredit: 0, debt: 0, recoveryPercent: 50),
+                        Prepayment.Balance(credit: 0, emergencyCredit: 0, debt: 500, recoveryPercent: 0)] {
+            #expect(!Self.topUp(balance: balance).contains { if case .persist(.debtCollections) = $0 { true } else { false } })
+        }
+    }
+
+    @Test("each day that ended adds the time-based debt, clamped; a meter without one is not touched")
+    func timeBasedDebtAccrues() {
+        let accruing = Prepayment.Balance(credit: 1000, emergencyCredit: 500, debt: 10, debtPerDay: 25)
+        #expect(Self.machine.receive(.daysEnded(3, balance: accruing)) == [
+            .persist(.balance(.init(credit: 1000, emergencyCredit: 500, debt: 85, debtPerDay: 25))),
+            .event(.debtAccrued(amount: 75, days: 3, outstanding: 85)),
+        ])
+        #expect(Self.machine.receive(.daysEnded(3, balance: .initial)).isEmpty)
+        #expect(Self.machine.receive(.daysEnded(0, balance: accruing)).isEmpty)
+        let huge = Prepayment.Balance(credit: 0, emergencyCredit: 0, debt: .max - 1, debtPerDay: Prepayment.maxDebt)
+        #expect(Self.machine.receive(.daysEnded(1_000_000, balance: huge)).first == .persist(.balance(.init(credit: 0, emergencyCredit: 0, debt: .max, debtPerDay: Prepayment.maxDebt))))
+        #expect(Self.machine.storeFailed(.daysEnded(1, balance: accruing)).isEmpty)
+        #expect(Prepayment.Input.daysEnded(1, balance: accruing).mayChangeStore)
+    }
+
+    @Test("the supplier sets debt, daily debt and recovery share, each within its bounds, the rest unchanged")
+    func configureDebt() {
+        #expect(Self.machine.receive(.configureDebt(debt: 2000, perDay: nil, recoveryPercent: 25, balance: .initial)) == [
+            .persist(.balance(.init(credit: 1000, emergencyCredit: 500, debt: 2000, recoveryPercent: 25))),
+        ])
+        #expect(Self.machine.receive(.configureDebt(debt: -5, perDay: .max, recoveryPercent: 200, balance: nil)) == [
+            .persist(.balance(.init(credit: 0, emergencyCredit: 0, debt: 0, debtPerDay: Prepayment.maxDebt, recoveryPercent: 100))),
+        ])
     }
 }

@@ -122,6 +122,18 @@ struct DisplayDataTests {
         #expect(try store.read { try $0.prepayment(device: ihd) } == nil)
     }
 
+    @Test("a meter's debt settings are kept with its balances; only meters with a daily debt accrue")
+    func debtSettings() throws {
+        let accruing = PrepaymentState(credit: 1, emergencyCredit: 2, debt: 3, debtPerDay: .max, recoveryPercent: 255)
+        try store.write { tx throws in
+            try tx.savePrepayment(accruing, device: ppmid)
+            try tx.savePrepayment(PrepaymentState(credit: 1, emergencyCredit: 2, debt: 3, recoveryPercent: 50), device: ihd)
+        }
+        #expect(try store.read { try $0.prepayment(device: ppmid) } == accruing)
+        let meters = try store.read { try $0.debtAccruingMeters() }
+        #expect(meters.map(\.device) == [ppmid] && meters.first?.state == accruing)
+    }
+
     @Test("consumer settings upsert per key")
     func consumerSettings() throws {
         try store.write { tx throws in
@@ -226,6 +238,33 @@ struct DisplayDataTests {
         #expect(try store.read { try $0.messages(device: ihd) }.map(\.text) == ["another occupant's message stays"])
         let keepsOther = files.first { $0.name == StateStore.fileName }?.bytes.contains(bytes: Array("another occupant's message stays".utf8))
         #expect(keepsOther == true)
+    }
+
+    /// Found by scripts/crash-campaign: a kill after a Change of Tenancy's commit and before its
+    /// scrub left the cleared messages' old page images in the WAL, and nothing scrubbed them after
+    /// the restart.
+    @Test("a crash between a clearing commit and its scrub leaves nothing once the store is opened again")
+    func crashBeforeScrub() throws {
+        let marker = "CRASH-BEFORE-SCRUB-\(UUID().uuidString)"
+        try store.write { tx throws in try tx.saveMessage(message(1, marker, at: 1), device: ppmid) }
+        let removed = try store.write { try $0.clear([.supplierMessages], device: ppmid) }
+        #expect(removed == [.supplierMessages: 1])
+        // The kill: the files exactly as they are now, with no scrub (the -shm is rebuilt on open).
+        let crashed = FileManager.default.temporaryDirectory.appendingPathComponent("smetsd-crashed-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: crashed, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: crashed) }
+        for file in try state.files() where !file.name.hasSuffix("-shm") {
+            try Data(file.bytes).write(to: crashed.appendingPathComponent(file.name))
+        }
+        func holders() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: crashed.path).sorted().filter { name in
+                [UInt8](try Data(contentsOf: crashed.appendingPathComponent(name))).contains(bytes: Array(marker.utf8))
+            }
+        }
+        #expect(try holders() == [StateStore.fileName + "-wal"], "control: the crash leaves the old page image in the WAL")
+        let reopened = try StateStore(directory: crashed.path)
+        #expect(try reopened.read { try $0.messages(device: ppmid) }.isEmpty)
+        #expect(try holders() == [], "a file still holds the cleared message after the restart")
     }
 
     @Test("removing a device leaves no bytes of its messages once scrubbed")

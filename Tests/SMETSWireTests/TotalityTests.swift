@@ -22,6 +22,7 @@ private let decoders: [(name: String, decode: @Sendable (ArraySlice<UInt8>) -> W
             do throws(WireError) { _ = try ZCLValue(decodingTypedFrom: &reader); return nil } catch { return error }
         }),
         entry(ReadAttributes.self), entry(ReadAttributesResponse.self), entry(DefaultResponse.self),
+        entry(WriteAttributes.self), entry(WriteAttributesResponse.self),
         entry(DisplayMessage.self), entry(CancelMessage.self), entry(CancelAllMessages.self),
         entry(GetLastMessage.self), entry(MessageConfirmation.self),
         entry(PublishChangeOfTenancy.self), entry(PublishChangeOfSupplier.self),

@@ -126,6 +126,25 @@ struct ZCLFrameTests {
         #expect(ZCLFrame(response, direction: .serverToClient, sequenceNumber: 0x56, disableDefaultResponse: true).encoded() == bytes)
     }
 
+    @Test("Write Attributes and its response: records, a single SUCCESS, status records (zigpy's bytes)")
+    func writeAttributesZigpy() throws {
+        // zigpy: Attribute(0xFF00, TypeValue(0x42, CharacterString("budget=300"))).serialize()
+        let payload = hex("00 FF 42 0A 62 75 64 67 65 74 3D 33 30 30")
+        let write = WriteAttributes(records: [.init(attributeID: 0xFF00, value: .charString("budget=300"))])
+        #expect(try WriteAttributes(decoding: payload) == write)
+        #expect(write.encoded() == payload)
+        #expect(throws: WireError.self) { try WriteAttributes(decoding: payload.dropLast()) }
+        // zigpy: WriteAttributesResponse([WriteAttributesStatusRecord(SUCCESS)]) is the one byte 00.
+        #expect(WriteAttributesResponse(failures: []).encoded() == [0x00])
+        #expect(try WriteAttributesResponse(decoding: [0x00]) == WriteAttributesResponse(failures: []))
+        // zigpy: WriteAttributesStatusRecord(INVALID_VALUE, 0xFF00) is 87 00 FF.
+        let refused = WriteAttributesResponse(failures: [.init(status: .invalidValue, attributeID: 0xFF00), .init(status: .readOnly, attributeID: 0x4000)])
+        #expect(refused.encoded() == hex("87 00 FF 88 00 40"))
+        #expect(try WriteAttributesResponse(decoding: hex("87 00 FF 88 00 40")) == refused)
+        #expect(throws: WireError.self) { try WriteAttributesResponse(decoding: hex("87 00")) }
+        #expect(throws: WireError.self) { try WriteAttributesResponse(decoding: []) }
+    }
+
     @Test("unknown status bytes survive a round trip")
     func unknownStatus() throws {
         let response = try DefaultResponse(decoding: hex("01 5A"))

@@ -155,15 +155,18 @@ def copy_lab(destination: Path, settings: dict | None = None, lab_changes: Calla
     return destination
 
 
-def start_daemon(binary: Path, lab: Path = LAB, ready_timeout: float = 30.0) -> Daemon:
-    state = Path(tempfile.mkdtemp(prefix="smetsd-interop-state-"))
+def start_daemon(binary: Path, lab: Path = LAB, ready_timeout: float = 30.0, state: Path | None = None,
+                 env: dict[str, str] | None = None) -> Daemon:
+    """smetsd in fresh directories (or on the state folder `state`), with `env` added to its environment."""
+    state = state or Path(tempfile.mkdtemp(prefix="smetsd-interop-state-"))
     runtime = Path(tempfile.mkdtemp(prefix="smi-", dir="/tmp"))  # short: socket paths are limited to 107 bytes
     log = state / "smetsd.log"
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [str(binary), "--lab", str(lab), "--state", str(state), "--runtime", str(runtime), "--log-format", "text"],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC")},
+            env={**{k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "RUNTIME_DIRECTORY", "LISTEN_FDS", "LISTEN_PID", "NOTIFY_SOCKET", "WATCHDOG_USEC")},
+                 **(env or {})},
         )
     daemon = Daemon(binary, lab, state, runtime, log, process)
     deadline = time.monotonic() + ready_timeout

@@ -666,6 +666,34 @@ def test_change_of_tenancy_clears_ppmid(daemon):
         assert default_response(reply, hdr.tsn, 0x00) == Status.MALFORMED_COMMAND
 
 
+def test_consumer_settings_written_over_the_han(daemon):
+    """A display's consumer settings, written with zigpy's Write Attributes of the manufacturer's
+    attribute 0xFF00 and answered with a Write Attributes Response zigpy parses; Change of Tenancy
+    bit 9 (SECMP0056 conclusions report, seed 003, "Summary of conclusions") clears them."""
+    from zigpy.zcl.foundation import Attribute, TypeValue
+    code = int(model_of(P1_IHD)["manufacturer"]["code"], 16)
+
+    def write(link, text, manufacturer=code):
+        built = h.build_general(GeneralCommand.Write_Attributes, manufacturer=manufacturer,
+                                attributes=[Attribute(0xFF00, TypeValue(DataTypeId.string, t.CharacterString(text)))])
+        reply = link.request(Basic, built)
+        assert reply.name == "Write_Attributes_rsp", reply
+        assert reply.header.manufacturer == manufacturer
+        return [(record.status, record.attrid) for record in reply.payload.status_records]
+
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_IHD)
+        assert [status for status, _ in write(link, "budget=300")] == [Status.SUCCESS]
+        assert daemon.rpc("display.settings", {"device": P1_IHD})["settings"] == {"budget": "300"}
+        assert write(link, "no-equals")[0] == (Status.INVALID_VALUE, 0xFF00)
+        assert write(link, "budget=1", manufacturer=code ^ 0xFFFF)[0] == (Status.UNSUPPORTED_ATTRIBUTE, 0xFF00)
+        assert daemon.rpc("display.settings", {"device": P1_IHD})["settings"] == {"budget": "300"}
+        built = h.build_cluster_command(DeviceManagement, "publish_change_of_tenancy", provider_id=1, issuer_event_id=1,
+                                        tariff_type=0, implementation_date_time=0, proposed_tenancy_change_control=1 << 9)
+        assert default_response(link.request(DeviceManagement, built), built[0].tsn, 0x00) == Status.SUCCESS
+        assert daemon.rpc("display.settings", {"device": P1_IHD})["settings"] == {}
+
+
 def test_change_of_tenancy_at_a_later_implementation_time(daemon):
     """An implementation time in the future: the IHD keeps its data until the virtual clock reaches it."""
     assert daemon.rpc("devices.get", {"id": P1_IHD})["data"]["consumptionDays"] == 14

@@ -89,6 +89,12 @@ public enum LabLoader {
         guard let data = FileManager.default.contents(atPath: path) else {
             return .failure(LabFileProblem(text: "\(path): cannot read the file"))
         }
+        return decode(type, data: data, path: path)
+    }
+
+    /// Decodes the bytes of a devices-folder JSON file as ``decode(_:path:)`` does once it has read
+    /// them; the file is named only in the problem's text.
+    public static func decode<T: Decodable>(_ type: T.Type, data: Data, path: String) -> Result<T, LabFileProblem> {
         do {
             return .success(try JSONDecoder().decode(T.self, from: data))
         } catch let error as DecodingError {
@@ -132,4 +138,7 @@ public enum LabLoader {
     }
 }
 
-struct LabFileProblem: Error { var text: String }
+/// One devices-folder file that cannot be used: a line naming the file, the key and the fix.
+public struct LabFileProblem: Error, Sendable {
+    public var text: String
+}

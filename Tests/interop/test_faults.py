@@ -1,0 +1,317 @@
+"""HAN faults and live captures (docs/faults.md), against the real daemon with a zigpy-built rig.
+
+- a 256 KiB OTA transfer completes under 10 % drop and 5 ms +- 5 ms delay, with the rig's retries,
+  and the device holds the right image;
+- a power cycle in the middle of a transfer loses the download (RAM) and the next one restarts at 0;
+- mute: the rig's request times out while the link stays open; removing the rule restores it;
+- a rule limited to one cluster leaves the others untouched;
+- malformed rules are refused with clear errors;
+- the same seed twice gives byte-identical captures, another seed another capture;
+- the capture of a hub's OTA transfer and a Change of Tenancy decodes in tshark with no malformed packet.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from zigpy.zcl.foundation import Status
+
+import hanlink as h
+from conftest import P1_CHF, P1_PPMID, RPCError
+from hanlink import Basic, HanLink, LinkClosed, Ota
+from test_ota_zigpy import ACME, ACME_KEY, IMAGE_TYPE, MANUFACTURER, NEW_VERSION, build, smetsctl  # noqa: F401 (fixture)
+
+ROUND_TRIP = 0.1  # what the rig waits for an answer before it retries (the delay rule adds at most 10 ms each way)
+
+
+class Capture:
+    """`han.capture` on its own control connection: the pcap header, then every record pushed."""
+
+    def __init__(self, daemon, **params):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(daemon.control_path)
+        self.sock.sendall(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "han.capture", "params": params}).encode() + b"\n")
+        self.file = self.sock.makefile("rb")
+        answer = json.loads(self.file.readline())
+        assert "result" in answer, answer
+        self.header = base64.b64decode(answer["result"]["header"])
+        self.records: list[bytes] = []
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self):
+        for line in self.file:
+            message = json.loads(line)
+            if message.get("method") == "capture":
+                self.records.append(base64.b64decode(message["params"]["record"]))
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def close(self) -> bytes:
+        time.sleep(0.2)  # the last records are pushed after the answers the rig read
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(timeout=5)
+        return self.header + b"".join(self.records)
+
+
+def notify(link: HanLink, version: int = NEW_VERSION) -> None:
+    link.send_zcl(Ota.cluster_id, h.build_cluster_command(
+        Ota, "image_notify", payload_type=3, query_jitter=100, manufacturer_code=MANUFACTURER, image_type=IMAGE_TYPE,
+        new_file_version=version, disable_default_response=True)[1])
+
+
+def answer(link: HanLink, message, image: bytes, version: int = NEW_VERSION) -> None:
+    if message.name == "query_next_image":
+        link.send_zcl(Ota.cluster_id, h.build_cluster_command(
+            Ota, "query_next_image_response", tsn=message.header.tsn, status=Status.SUCCESS, manufacturer_code=MANUFACTURER,
+            image_type=IMAGE_TYPE, file_version=version, image_size=len(image), disable_default_response=True)[1])
+    elif message.name == "image_block":
+        offset = message.payload.file_offset
+        link.send_zcl(Ota.cluster_id, h.build_cluster_command(
+            Ota, "image_block_response", tsn=message.header.tsn, status=Status.SUCCESS, manufacturer_code=MANUFACTURER,
+            image_type=IMAGE_TYPE, file_version=version, file_offset=offset,
+            image_data=image[offset : offset + message.payload.maximum_data_size], disable_default_response=True)[1])
+
+
+def serve_with_retries(link: HanLink, image: bytes, daemon) -> tuple[int, list[int]]:
+    """A rig as OTA server on a lossy HAN: it answers what arrives; when nothing arrives in time it
+    asks the daemon whether the download completed, else notifies again (the device then queries and
+    resumes from its FileOffset). Returns the retries and the offsets asked."""
+    notify(link)
+    retries, offsets = 0, []
+    while True:
+        try:
+            _, message = link.recv_zcl(Ota, timeout=ROUND_TRIP)
+        except TimeoutError:
+            retries += 1
+            assert retries < 5000, "no progress"
+            # The Upgrade End Request itself may be the frame lost: ask the device's status out of band.
+            if daemon.rpc("firmware.version", {"device": P1_PPMID})["imageUpgradeStatus"] == 2:
+                return retries, offsets
+            notify(link)
+            continue
+        if message.name == "upgrade_end":
+            return retries, offsets
+        if message.name == "image_block":
+            offsets.append(message.payload.file_offset)
+        answer(link, message, image)
+
+
+def test_a_256_kib_transfer_completes_under_drop_and_delay(daemon, smetsctl, tmp_path):  # noqa: F811
+    image, payload = build(smetsctl, tmp_path, "--model", "acme-ppmid-dm", "--version", "01030000", "--key", str(ACME_KEY),
+                           size=256 * 1024)
+    drop = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "drop", "probability": 0.1, "seed": 11})
+    delay = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "delay", "delayMs": 5, "jitterMs": 5, "seed": 12})
+    assert drop["id"] != delay["id"] and delay["distribution"] == "uniform"
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        retries, offsets = serve_with_retries(link, image, daemon)
+    rules = {rule["id"]: rule for rule in daemon.rpc("faults.list")["rules"]}
+    dropped = rules[drop["id"]]["counters"]
+    assert dropped["applied"] > 0 and retries > 0, (dropped, retries)
+    # About one frame in ten of those the rule saw.
+    assert 0.05 < dropped["applied"] / dropped["matched"] < 0.15, dropped
+    assert rules[delay["id"]]["counters"]["applied"] > len(image) // ACME["maxImageBlockBytes"]
+    assert offsets[-1] == (len(image) - 1) // ACME["maxImageBlockBytes"] * ACME["maxImageBlockBytes"]
+    held = daemon.rpc("firmware.version", {"device": P1_PPMID})
+    assert held["held"]["fileVersion"] == "01030000", held
+    assert held["held"]["hash"] == hashlib.sha256(payload).hexdigest(), held
+    assert held["fileOffset"] == len(image)
+    assert "fault.applied" in daemon.logs()
+
+
+def test_a_power_cycle_mid_transfer_loses_the_download_and_the_next_restarts(daemon, smetsctl, tmp_path):  # noqa: F811
+    image, _ = build(smetsctl, tmp_path, "--model", "acme-ppmid-dm", "--version", "01030000", "--key", str(ACME_KEY), size=40_000)
+    # The device reboots on the frame after the 100th Image Block Response it receives: its 101st request.
+    rule = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "powerCycle", "limit": 1,
+                                     "after": {"cluster": "0019", "command": "05", "count": 100}})
+    asked = []
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        notify(link)
+        with pytest.raises(LinkClosed):
+            while True:
+                _, message = link.recv_zcl(Ota, timeout=5)
+                if message.name == "image_block":
+                    asked.append(message.payload.file_offset)
+                answer(link, message, image)
+    assert len(asked) == 100, len(asked)  # the 101st request was the frame the reboot lost
+    state = daemon.rpc("firmware.version", {"device": P1_PPMID})
+    # The acme model keeps no download across a power cycle: FileOffset 0, status normal, no image held.
+    assert state["fileOffset"] == 0 and state["imageUpgradeStatus"] == 0 and state["held"] is None, state
+    assert [r for r in daemon.rpc("faults.list")["rules"] if r["id"] == rule["id"]][0]["counters"]["expired"]
+    with HanLink(daemon.han_path) as link:
+        welcome = link.attach(P1_PPMID)  # the device is back: a new link is welcomed
+        assert welcome.current_file_version == 0x01020300
+        notify(link)
+        _, query = link.recv_zcl(Ota)
+        answer(link, query, image)
+        _, first = link.recv_zcl(Ota)
+        assert first.name == "image_block" and first.payload.file_offset == 0, first
+
+
+def test_mute_times_the_rig_out_with_the_link_open_and_removal_restores(daemon):
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        assert link.read(Basic, "sw_build_id") == "01020300"
+        rule = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "mute"})
+        with pytest.raises(TimeoutError):
+            link.request(Basic, h.build_read_attributes([0x4000]), timeout=0.5)
+        assert not link.is_closed(timeout=0.3)
+        assert daemon.rpc("faults.remove", {"id": rule["id"]}) == {"removed": rule["id"]}
+        assert link.read(Basic, "sw_build_id") == "01020300"
+    assert daemon.rpc("faults.list")["rules"] == []
+
+
+def test_a_rule_for_one_cluster_leaves_the_others_untouched(daemon):
+    daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "drop", "cluster": "0019"})
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        for _ in range(5):
+            assert link.read(Basic, "sw_build_id") == "01020300"
+        with pytest.raises(TimeoutError):
+            link.request(Ota, h.build_read_attributes([0x0002]), timeout=0.5)
+        assert daemon.rpc("faults.clear") == {"removed": 1}
+        assert link.read(Ota, "current_file_version") == 0x01020300
+
+
+@pytest.mark.parametrize("params, code, words", [
+    ({"device": "00-DB-12-34-56-78-99-99", "kind": "drop"}, 1001, "no device"),
+    ({"premises": "P9999", "kind": "drop"}, 1003, "no premises"),
+    ({"device": P1_PPMID, "kind": "drop", "probability": 1.5}, -32602, "probability must be between 0 and 1"),
+    ({"device": P1_PPMID, "kind": "duplicate", "probability": -0.5}, -32602, "probability must be between 0 and 1"),
+    ({"device": P1_PPMID, "kind": "delay", "delayMs": -5}, -32602, "delayMs must not be negative"),
+    ({"device": P1_PPMID, "kind": "delay", "delayMs": 5, "jitterMs": -1}, -32602, "jitterMs must not be negative"),
+    ({"device": P1_PPMID, "kind": "delay", "distribution": "pareto"}, -32602, "distribution must be"),
+    ({"device": P1_PPMID, "kind": "explode"}, -32602, "kind must be one of"),
+    ({"device": P1_PPMID, "kind": "drop", "direction": "sideways"}, -32602, "direction must be"),
+    ({"device": P1_PPMID, "kind": "reorder", "window": 1}, -32602, "window must be"),
+    ({"device": P1_PPMID, "kind": "drop", "cluster": "zz"}, -32602, "cluster must be 4 hex digits"),
+    ({"device": P1_PPMID, "kind": "drop", "limit": 0}, -32602, "limit must be at least 1"),
+    ({"kind": "drop"}, -32602, "name one of device, premises"),
+])
+def test_malformed_rules_are_refused_with_the_reason(shared_daemon, params, code, words):
+    with pytest.raises(RPCError) as refused:
+        shared_daemon.rpc("faults.add", params)
+    assert refused.value.code == code and words in refused.value.message, refused.value
+    assert shared_daemon.rpc("faults.list")["rules"] == []
+
+
+def seeded_capture(daemon, seed: int) -> bytes:
+    """Fixed traffic (40 Basic reads with fixed sequence numbers) under seeded drop and corrupt rules,
+    captured with the logical clock. Each read waits until the drop rule has seen the request and,
+    unless it dropped it, the answer, so that the rules see the frames in the same order every run."""
+    drop = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "drop", "probability": 0.3, "seed": seed})["id"]
+    daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "corrupt", "probability": 0.3, "bits": 3, "seed": seed + 1})
+
+    def counters():
+        return next(r for r in daemon.rpc("faults.list")["rules"] if r["id"] == drop)["counters"]
+
+    def wait_until(condition):
+        deadline = time.monotonic() + 10
+        while not condition(current := counters()):
+            assert time.monotonic() < deadline, current
+            time.sleep(0.005)
+        return current
+
+    capture = Capture(daemon, device=P1_PPMID, clock="logical")
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        seen = counters()
+        for tsn in range(40):
+            link.send_zcl(Basic.cluster_id, h.build_read_attributes([0x0004, 0x0005, 0x4000], tsn=tsn)[1])
+            after = wait_until(lambda c: c["matched"] > seen["matched"])
+            if after["applied"] == seen["applied"]:  # the request arrived: its answer goes through the rules too
+                after = wait_until(lambda c: c["matched"] > seen["matched"] + 1)
+            seen = after
+    data = capture.close()
+    daemon.rpc("faults.clear")
+    return data
+
+
+def test_the_same_seed_gives_byte_identical_captures(daemon):
+    first, second, other = seeded_capture(daemon, 7), seeded_capture(daemon, 7), seeded_capture(daemon, 8)
+    assert len(first) > 24 + 40 * 16
+    assert first == second
+    assert first != other
+
+
+@pytest.fixture(scope="module")
+def tshark() -> str:
+    path = shutil.which("tshark")
+    if path is None:
+        pytest.skip("tshark is not installed")
+    return path
+
+
+def test_a_capture_of_an_ota_transfer_and_a_change_of_tenancy_decodes_in_tshark(daemon, smetsctl, tshark, tmp_path):  # noqa: F811
+    image, _ = build(smetsctl, tmp_path, "--model", "acme-ppmid-dm", "--version", "01030000", "--key", str(ACME_KEY), size=3000)
+    # Attached late: the capture starts after the daemon has been running and serving.
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        link.read(Basic, "sw_build_id")
+    capture = Capture(daemon, premises="P0001")
+    update = daemon.rpc("firmware.update", {"image": base64.b64encode(image).decode(), "targets": [P1_PPMID], "activate": "later"})
+    assert update["results"][0]["outcome"] == "waiting", update
+    daemon.rpc("tenancy.change", {"premises": "P0001"})
+    blocks = -(-len(image) // ACME["maxImageBlockBytes"])
+    capture.wait_for(2 * blocks + 6)
+    pcap = tmp_path / "ota-and-tenancy.pcap"
+    pcap.write_bytes(capture.close())
+    verbose = subprocess.run([tshark, "-r", str(pcap), "-V"], capture_output=True, text=True, timeout=120)
+    assert verbose.returncode == 0, verbose.stderr
+    text = verbose.stdout
+    assert "Malformed Packet" not in text
+    assert "Expert Info (Error" not in text and "Expert Info (Warning" not in text
+    assert "Incorrect" not in text
+    for needle in ["Image Notify", "Query Next Image Request", "Query Next Image Response", "Image Block Request",
+                   "Image Block Response", "Upgrade End Request", "Publish Change Of Tenancy"]:
+        assert needle.lower() in text.lower(), f"tshark did not decode {needle!r}"
+    assert text.lower().count("image block response") >= blocks
+    assert P1_CHF.replace("-", ":").lower() in text.lower()
+
+
+def test_smetsctl_sets_lists_and_clears_rules_and_writes_a_capture_tshark_reads(daemon, smetsctl, tshark, tmp_path):  # noqa: F811
+    env = {"SMETSD_SOCKET": daemon.control_path, "PATH": "/usr/bin:/bin"}
+
+    def ctl(*args, check=True):
+        result = subprocess.run([str(smetsctl), *args], capture_output=True, text=True, timeout=60, env=env)
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    added = json.loads(ctl("fault", "add", "corrupt", "--device", P1_PPMID, "--cluster", "0000", "--bits", "2", "--seed", "5",
+                           "--json").stdout)
+    assert added["kind"] == "corrupt" and added["bits"] == 2 and added["cluster"] == "0000"
+    refused = ctl("fault", "add", "drop", "--device", P1_PPMID, "--probability", "2", check=False)
+    assert refused.returncode == 1 and "probability must be between 0 and 1" in refused.stderr
+    assert ctl("fault", "add", "drop", check=False).returncode == 2  # no target named
+    assert "corrupt" in ctl("fault", "list").stdout
+    pcap = tmp_path / "cli.pcap"
+    capture = subprocess.Popen([str(smetsctl), "han", "capture", "--device", P1_PPMID, "-w", str(pcap), "--count", "4"], env=env)
+    deadline = time.monotonic() + 10
+    while not pcap.exists() or pcap.stat().st_size < 24:  # the header is written once the capture is on
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        link.request(Basic, h.build_read_attributes([0x0004, 0x4000]))  # corrupted both ways, answered all the same
+        link.read(Ota, "current_file_version")  # another cluster: untouched
+    assert capture.wait(timeout=10) == 0
+    decoded = subprocess.run([tshark, "-r", str(pcap), "-V"], capture_output=True, text=True, timeout=60).stdout
+    assert decoded.count("ZigBee Cluster Library") == 4 and "Malformed" not in decoded, decoded
+    rule = json.loads(ctl("fault", "list", "--json").stdout)["rules"][0]
+    assert rule["counters"]["applied"] == 2 and rule["counters"]["matched"] == 2, rule
+    assert "removed 1 rules" in ctl("fault", "clear").stdout
