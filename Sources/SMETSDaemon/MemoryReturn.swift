@@ -3,9 +3,10 @@ import Synchronization
 /// Gives the C heap back to the system after many connections closed.
 ///
 /// Each HAN link holds buffers and a pipeline on an event loop thread; when thousands close, glibc
-/// keeps the freed memory in its per-thread arenas, so the RSS stays at its peak (the soak showed
-/// 38 MiB before 2,000 links, 96 MiB after they all closed). `malloc_trim(0)` returns the free pages of
-/// every arena. It runs only when the connection count fell well below its recent peak, not per close.
+/// keeps the freed memory in its per-thread arenas. `malloc_trim(0)` returns the free pages of every
+/// arena; in the soak (docs/reliability.md, "Load held") it gives back ~13 of the ~130 MiB that 10,000
+/// closed links leave, the rest being still unexplained. It runs only when the connection count fell
+/// well below its recent peak, not per close.
 final class MemoryReturn: Sendable {
     /// Connections that must have closed since the peak before a trim is worth its cost.
     static let minimumDrop = 256
