@@ -36,6 +36,11 @@ let package = Package(
         // their fail cases and seeds.
         .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig"],
                 swiftSettings: strict),
+        // The DUIS front of the emulated DCC: a hardened XML reader, requests, responses, the order of
+        // checks and the GBCS messages of the subset. No I/O.
+        .target(name: "SMETSDUIS", dependencies: [
+            "SMETSCore", .product(name: "Crypto", package: "swift-crypto"),
+        ], swiftSettings: strict),
         // Durable state in SQLite through GRDB.
         .target(name: "SMETSStore", dependencies: [
             "SMETSCore",
@@ -54,8 +59,9 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSRPC", "SMETSConfig", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSDUIS", "SMETSRPC", "SMETSConfig", "SMETSStore", "SystemdKit",
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
@@ -84,6 +90,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "SMETSFuzzTests", dependencies: ["SMETSFuzz"], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
         .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
     ]

@@ -41,6 +41,8 @@ public struct Settings: Sendable, Codable, Hashable {
     public var storageProbeSeconds = 2.0
     /// HAN fault rules (`faults.add`) set at once.
     public var maxFaultRules = 64
+    /// The DUIS front (docs/duis.md): listener, limits, DCC identity, Receive Response URLs.
+    public var duis = DUISSettings()
 
     /// The keys of `smetsd.json`, in the order of docs/settings.md.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
@@ -49,6 +51,7 @@ public struct Settings: Sendable, Codable, Hashable {
         case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
         case imagesDirectory, maxUploadBytes, storageProbeSeconds
         case maxFaultRules
+        case duis
     }
 
     public init() {}
@@ -83,6 +86,7 @@ public struct Settings: Sendable, Codable, Hashable {
         maxUploadBytes = try c.decodeIfPresent(Int.self, forKey: .maxUploadBytes) ?? defaults.maxUploadBytes
         storageProbeSeconds = try c.decodeIfPresent(Double.self, forKey: .storageProbeSeconds) ?? defaults.storageProbeSeconds
         maxFaultRules = try c.decodeIfPresent(Int.self, forKey: .maxFaultRules) ?? defaults.maxFaultRules
+        duis = try c.decodeIfPresent(DUISSettings.self, forKey: .duis) ?? defaults.duis
     }
 
     /// Problems with the values, each naming the key and the allowed range.
@@ -108,6 +112,7 @@ public struct Settings: Sendable, Codable, Hashable {
         check("maxFaultRules", maxFaultRules, 1...10_000)
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
+        found += duis.problems()
         return found
     }
 }
@@ -208,6 +213,7 @@ extension Settings {
         case .maxUploadBytes: .of(\.maxUploadBytes, .live)
         case .storageProbeSeconds: .of(\.storageProbeSeconds, .restart)  // the probe's timer is set at start
         case .maxFaultRules: .of(\.maxFaultRules, .live)
+        case .duis: .of(\.duis, .restart)  // the listener, the checks and the deliveries take it at start
         }
     }
 

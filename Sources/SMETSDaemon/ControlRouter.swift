@@ -89,7 +89,7 @@ public final class ControlRouter: Sendable {
     let uploads = FirmwareUploads()
     private let methods: [String: ControlMethod]
 
-    public init(engine: Engine, daemon: DaemonInfo, access: AccessPolicy, logger: Logger) {
+    public init(engine: Engine, daemon: DaemonInfo, access: AccessPolicy, logger: Logger, duis: DUISService? = nil) {
         self.engine = engine
         self.daemon = daemon
         self.access = access
@@ -100,6 +100,7 @@ public final class ControlRouter: Sendable {
             Self.tenancyMethods(engine: engine), Self.firmwareMethods(engine: engine, uploads: uploads), Self.assetMethods(engine: engine),
             Self.uploadMethods(engine: engine, uploads: uploads),
             Self.faultMethods(engine: engine),
+            Self.duisMethods(duis: duis),
         ]
         for method in groups.joined() { table[method.name] = method }
         methods = table

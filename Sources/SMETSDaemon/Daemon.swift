@@ -80,7 +80,9 @@ public final class Daemon: Sendable {
         let counter = ConnectionCounter()
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
         let access = AccessPolicy(configuration: lab.access)
-        let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger)
+        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger)
+        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger)
+        let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger, duis: duisService)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
         let pool = NIOThreadPool(numberOfThreads: 2)
@@ -121,6 +123,13 @@ public final class Daemon: Sendable {
 
         let han = HANServer(engine: engine, group: group, pool: pool, counter: counter, settings: settings, access: access, logger: logger)
         let hanChannels = try han.listen(runtimeDirectory: runtimeDirectory, activated: activated)
+        let duis = DUISServer(service: duisService, group: group, pool: pool, settings: lab.settings.duis, logger: logger)
+        let duisChannels = try duis.listen(runtimeDirectory: runtimeDirectory, activated: activated, socketSettings: lab.settings)
+        // Future-dated DUIS work falls due as the virtual clock moves and as real time passes.
+        duisService.watchClock()
+        let duisTick = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
+            if duisService.pendingCount > 0 { pool.submit { _ in duisService.runDue() } }
+        }
 
         // The one timer for every scheduled job, re-armed for whatever is due next.
         let timer = JobTimer(eventLoop: group.next(), pool: pool, engine: engine, logger: logger)
@@ -180,6 +189,11 @@ public final class Daemon: Sendable {
             let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
         }
+        let memory = MemoryReturn()
+        repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            let open = counter.current
+            pool.submit { _ in memory.check(connections: open.han + open.control) }  // a trim may take milliseconds
+        })
         // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
         let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)
         repeating.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(probeMillis), delay: .milliseconds(probeMillis)) { _ in
@@ -197,12 +211,14 @@ public final class Daemon: Sendable {
         logger.info("stopping", metadata: ["event": "daemon.stopping"])
         for source in sources { source.cancel() }
         for task in repeating { task.cancel() }
+        duisTick.cancel()
         timer.cancel()
         // Stop accepting, then let in-flight requests finish: the pool drains before the loops stop.
         try? controlChannel.close().wait()
-        for channel in hanChannels { try? channel.close().wait() }
+        for channel in hanChannels + duisChannels { try? channel.close().wait() }
         if SocketActivation.socket(for: "control", in: activated) == nil { unlink(controlPath) }
         han.removeSocketFiles()
+        duis.removeSocketFiles()
         try? pool.syncShutdownGracefully()
         logger.info("stopped", metadata: ["event": "daemon.stopped"])
         return 0

@@ -37,7 +37,7 @@ struct SmetsCtl: ParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [Status.self, Devices.self, HAN.self, Inventory.self, Clock.self, Events.self, Lab.self, Firmware.self,
-                      Assets.self, Tenancy.self, Supplier.self, Display.self, Meter.self, Call.self, Fault.self])
+                      Assets.self, Tenancy.self, Supplier.self, Display.self, Meter.self, DUIS.self, Call.self, Fault.self])
 
     /// `arguments` with the global options written before the subcommand (`smetsctl --json status`)
     /// moved to its end, where the subcommand's parser looks for them.

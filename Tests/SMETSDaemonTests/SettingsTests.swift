@@ -94,7 +94,7 @@ struct SettingsTests {
 
     @Test func everyKeyIsLiveUnlessItIsFixedWhenTheSocketsAreBound() {
         let restart = Settings.CodingKeys.allCases.filter { Settings.reloadEffect(of: $0) == .restart }.map(\.rawValue)
-        #expect(restart == ["maxPerDeviceSockets", "socketMode", "socketGroup", "storageProbeSeconds"])
+        #expect(restart == ["maxPerDeviceSockets", "socketMode", "socketGroup", "storageProbeSeconds", "duis"])
     }
 
     @Test func tracesTakeALowerLimitAtTheNextNewDevice() {

@@ -62,10 +62,12 @@ METHODS = {
     "firmware.upload.chunk": {},
     "firmware.upload.commit": {},
     "firmware.upload.discard": {},
+    "duis.responses": {},
+    "duis.submit": {"path": "serviceD", "xml": "<x/>"},
 }
 PUBLIC = {"daemon.status"}
 RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
-                        "events.subscribe", "events.unsubscribe", "firmware.version"}
+                        "events.subscribe", "events.unsubscribe", "firmware.version", "duis.responses"}
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 # HAN faults (docs/faults.md): admin and rig. A drop with probability 0 changes nothing for the other calls.
 METHODS.update({"faults.add": {"device": PPMID, "kind": "drop", "probability": 0}, "faults.list": {},
@@ -78,7 +80,11 @@ s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rwb")
 for i, line in enumerate(sys.stdin):
     method, params = json.loads(line)
     f.write((json.dumps({"jsonrpc": "2.0", "id": i, "method": method, "params": params}) + "\n").encode()); f.flush()
-    print(f.readline().decode().strip(), flush=True)
+    while True:  # notifications (a capture's records, subscribed events) are not the answer
+        answer = f.readline().decode().strip()
+        if not answer or "id" in json.loads(answer):
+            break
+    print(answer, flush=True)
 """
 
 

@@ -121,7 +121,7 @@ diagnose() {
 
 # 1. The socket unit listens; the service waits for its first client.
 check "smetsd.socket starts" systemctl start smetsd.socket
-check "control.sock and han.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock
+check "control.sock, han.sock and duis.sock exist" test -S /run/smetsd/control.sock -a -S /run/smetsd/han.sock -a -S /run/smetsd/duis.sock
 check "smetsd.service is not started before the first connection" is_state smetsd.service inactive
 check "socket files are root:smetsd-lab 0660" test "$(stat -c '%U:%G %a' /run/smetsd/control.sock)" = "root:smetsd-lab 660"
 
@@ -138,10 +138,16 @@ check "daemon.status has state, devices, connections, pid" has_keys "$out" state
 main_pid=$(prop MainPID)
 check "daemon.status pid is the unit's MainPID ($main_pid)" grep -Eq "\"pid\"[[:space:]]*:[[:space:]]*$main_pid([^0-9]|\$)" <<<"$out"
 check "STATUS= text is set ($(prop StatusText))" test -n "$(prop StatusText)"
+check "the daemon runs with LimitNOFILE=16384 (room for maxHANConnections)" test "$(cat /proc/"$main_pid"/limits | awk '/Max open files/ {print $4}')" = 16384
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$main_pid/status" 2>/dev/null)
 check "runs as a dynamic, non-root user (uid ${uid:-?})" test -n "$uid" -a "${uid:-0}" != 0
 check "per-device sockets are bound under /run/smetsd/devices" has_socket /run/smetsd/devices
 check "/run/smetsd stays root's and reachable by other users" reachable_by_others
+# The DUIS front answers over the activated duis.sock (405: the service paths take POST only).
+duis_status() {
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect("/run/smetsd/duis.sock"); s.sendall(b"GET /api/v1/serviceS HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"); print(s.recv(64).split()[1].decode())'
+}
+check "duis.sock (from systemd) answers HTTP: GET on a service path is 405" test "$(duis_status 2>&1)" = 405
 
 # 3. Watchdog: WatchdogSec=4s in the test drop-in; a daemon that does not ping is killed after 4 s.
 sleep 6

@@ -1,0 +1,238 @@
+import Crypto
+import SMETSCore
+
+/// GBCS messages as smetsd's devices and DCC put them in DUIS `GBCSPayload`s (gbcs.md): the
+/// general-signing block (DF), the general-ciphering wrapper (DD) and the payloads of the subset.
+public enum GBCS {
+    public enum CRA: UInt8, Sendable { case command = 1, response = 2, alert = 3 }
+
+    /// gbcs.md §3.
+    public enum MessageCode: UInt16, Sendable {
+        case cs08 = 0x0129, ecs52 = 0x0059, gcs38 = 0x0084, cs06 = 0x0012, cs06Alert = 0x00CA
+        case cs03a1 = 0x000D, cs03a2 = 0x00AB, cs03b = 0x000E, cs03c = 0x00AF, cs04ac = 0x000F, cs04b = 0x0010
+        case ecs12 = 0x0022, gcs09 = 0x0072, cs01a = 0x0007, cs01b = 0x0097, ecs17b = 0x0027, gcs13a = 0x0074
+        case cs07 = 0x0013, ccs06 = 0x010F, ccs01 = 0x0001, ccs02 = 0x0002
+
+        /// Responses to these are bare, device-signed DF blocks (gbcs.md §2.3).
+        public var criticalResponse: Bool { [.cs06, .cs03a1, .cs03a2, .cs03c, .cs04ac].contains(self) }
+        /// The use cases whose response header carries the device's date-time.
+        public var responseHasDateTime: Bool { [.cs06, .cs01a, .cs01b, .ecs17b, .gcs13a].contains(self) }
+    }
+
+    /// The fields of a DF header (gbcs.md §2.1).
+    public struct Header: Hashable, Sendable {
+        public var cra: CRA
+        public var counter: UInt64
+        public var originator: EUI64
+        public var recipient: EUI64
+        public var dateTime: Timestamp?
+        public var messageCode: UInt16
+        /// The supplementary remote party (the DUIS user) and its counter, when the ACB originates.
+        public var supplementary: (party: EUI64, counter: UInt64)?
+
+        public init(cra: CRA, counter: UInt64, originator: EUI64, recipient: EUI64, dateTime: Timestamp?, messageCode: UInt16,
+                    supplementary: (party: EUI64, counter: UInt64)? = nil) {
+            self.cra = cra; self.counter = counter; self.originator = originator; self.recipient = recipient
+            self.dateTime = dateTime; self.messageCode = messageCode; self.supplementary = supplementary
+        }
+
+        public static func == (a: Header, b: Header) -> Bool {
+            a.cra == b.cra && a.counter == b.counter && a.originator == b.originator && a.recipient == b.recipient && a.dateTime == b.dateTime
+                && a.messageCode == b.messageCode && a.supplementary?.party == b.supplementary?.party && a.supplementary?.counter == b.supplementary?.counter
+        }
+
+        public func hash(into hasher: inout Hasher) { hasher.combine(counter); hasher.combine(messageCode) }
+
+        /// The response header to this command: CRA 2, same counter, titles swapped, other-information copied.
+        public func response(at time: Timestamp?) -> Header {
+            Header(cra: .response, counter: counter, originator: recipient, recipient: originator,
+                   dateTime: MessageCode(rawValue: messageCode)?.responseHasDateTime == true ? time : nil,
+                   messageCode: messageCode, supplementary: supplementary)
+        }
+    }
+
+    public enum Signature: Sendable, Hashable {
+        /// Signature length `00`.
+        case none
+        /// `40` + r‖s.
+        case signed([UInt8])
+        /// No signature-length field at all: a pre-command, for the user to sign.
+        case preCommand
+    }
+
+    /// L: the shortest of `nn`, `81 nn`, `82 nn nn`.
+    public static func length(_ count: Int) -> [UInt8] {
+        if count < 128 { return [UInt8(count)] }
+        if count < 256 { return [0x81, UInt8(count)] }
+        return [0x82, UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
+    }
+
+    static func be(_ value: UInt64, bytes: Int) -> [UInt8] { (0..<bytes).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(bytes - 1 - $0))) } }
+    static func title(_ eui: EUI64) -> [UInt8] { be(eui.rawValue, bytes: 8) }
+
+    /// The signed part of a DF block: from the `09` after `DF` to the end of the content.
+    public static func signedPart(header: Header, content: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = [0x09, header.cra.rawValue] + be(header.counter, bytes: 8)
+        out += [0x08] + title(header.originator) + [0x08] + title(header.recipient)
+        if let time = header.dateTime { out += [0x0C] + dlmsDateTime(time) } else { out.append(0x00) }
+        var other = be(UInt64(header.messageCode), bytes: 2)
+        if let supplementary = header.supplementary { other += title(supplementary.party) + be(supplementary.counter, bytes: 8) }
+        out += length(other.count) + other
+        out += length(content.count) + content
+        return out
+    }
+
+    public static func generalSigning(header: Header, content: [UInt8], signature: Signature) -> [UInt8] {
+        var out: [UInt8] = [0xDF] + signedPart(header: header, content: content)
+        switch signature {
+        case .none: out.append(0x00)
+        case .signed(let value): out += length(value.count) + value
+        case .preCommand: break
+        }
+        return out
+    }
+
+    /// The lab placeholder signature (gbcs.md §2.4): SHA-256 of the signed bytes, written twice.
+    public static func placeholderSignature(header: Header, content: [UInt8]) -> [UInt8] {
+        let digest = Array(SHA256.hash(data: signedPart(header: header, content: content)))
+        return digest + digest
+    }
+
+    /// DD around a DF block; the MAC is the lab placeholder (first 12 bytes of SHA-256 of the AAD)
+    /// unless one is given.
+    public static func generalCiphering(_ block: [UInt8], mac: [UInt8]? = nil) -> [UInt8] {
+        let aad: [UInt8] = [0x11, 0, 0, 0, 0, 0] + block
+        let tag = mac ?? Array(Array(SHA256.hash(data: aad)).prefix(12))
+        return [0xDD, 0, 0, 0, 0, 0, 0] + length(5 + block.count + 12) + [0x11, 0, 0, 0, 0] + block + tag
+    }
+
+    /// A device's response in the form its message code takes: bare signed DF for critical codes,
+    /// else DD around an unsigned DF.
+    public static func response(header: Header, content: [UInt8]) -> [UInt8] {
+        if MessageCode(rawValue: header.messageCode)?.criticalResponse == true {
+            return generalSigning(header: header, content: content, signature: .signed(placeholderSignature(header: header, content: content)))
+        }
+        return generalCiphering(generalSigning(header: header, content: content, signature: .none))
+    }
+
+    // MARK: building blocks
+
+    /// DLMS date-time, 12 bytes: weekday, hundredths, deviation and status unspecified as the corpus has them.
+    public static func dlmsDateTime(_ time: Timestamp) -> [UInt8] {
+        let c = civil(time)
+        return be(UInt64(c.year), bytes: 2) + [UInt8(c.month), UInt8(c.day), 0xFF, UInt8(c.hour), UInt8(c.minute), UInt8(c.second), 0x00, 0x80, 0x00, 0xFF]
+    }
+
+    /// ASN.1 GeneralizedTime: `18 0F YYYYMMDDhhmmssZ`.
+    public static func generalizedTime(_ time: Timestamp) -> [UInt8] {
+        let c = civil(time)
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let text = "\(c.year)\(two(c.month))\(two(c.day))\(two(c.hour))\(two(c.minute))\(two(c.second))Z"
+        return [0x18, 0x0F] + Array(text.utf8)
+    }
+
+    static func civil(_ time: Timestamp) -> (year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        let text = Array(Timestamp(unixMillis: time.unixMillis - time.unixMillis.mod(1000)).rfc3339.utf8)
+        func number(_ range: Range<Int>) -> Int { text[range].reduce(0) { $0 * 10 + Int($1 - 48) } }
+        return (number(0..<4), number(5..<7), number(8..<10), number(11..<13), number(14..<16), number(17..<19))
+    }
+
+    /// ASN.1 INTEGER, minimal two's complement.
+    public static func asn1Integer(_ value: UInt64) -> [UInt8] {
+        var bytes = be(value, bytes: 8)
+        while bytes.count > 1, bytes[0] == 0, bytes[1] & 0x80 == 0 { bytes.removeFirst() }
+        if bytes[0] & 0x80 != 0 { bytes.insert(0, at: 0) }
+        return [0x02] + length(bytes.count) + bytes
+    }
+
+    static func sequence(_ content: [UInt8]) -> [UInt8] { [0x30] + length(content.count) + content }
+
+    /// DLMS LIID: `20` ‖ the low 24 bits of the header counter.
+    static func liid(_ counter: UInt64) -> [UInt8] { [0x20] + be(counter & 0xFF_FFFF, bytes: 3) }
+
+    // MARK: payloads (gbcs.md §5)
+
+    /// CS08 response (PPMID, HCALCS): `30 09 04 04 <version> 02 01 <rc>`.
+    public static func cs08Response(version: FirmwareVersion?) -> [UInt8] {
+        sequence([0x04, 0x04] + be(UInt64(version?.rawValue ?? 0), bytes: 4) + [0x02, 0x01, version == nil ? 1 : 0])
+    }
+
+    /// ECS52 response (ESME, CHF): `DA LIID 00 00 01 09 04 <version> 01 01 00`.
+    public static func ecs52Response(counter: UInt64, version: FirmwareVersion) -> [UInt8] {
+        [0xDA] + liid(counter) + [0x00, 0x00, 0x01, 0x09, 0x04] + be(UInt64(version.rawValue), bytes: 4) + [0x01, 0x01, 0x00]
+    }
+
+    /// GCS38 response (GSME): a Read Attributes Response of 0x0206, octet string of 4.
+    public static func gcs38Response(version: FirmwareVersion) -> [UInt8] {
+        [0x01, 0x09, 0x01, 0x01, 0x07, 0x02, 0x00, 0x0C, 0x08, 0x00, 0x01, 0x06, 0x02, 0x00, 0x41, 0x04] + be(UInt64(version.rawValue), bytes: 4)
+    }
+
+    /// CS06 command: the image hash, the command's counter, the execution time if future dated.
+    public static func cs06Command(hash: [UInt8], counter: UInt64, execution: Timestamp?) -> [UInt8] {
+        var content: [UInt8] = [0x04, 0x20] + hash + asn1Integer(counter)
+        if let execution { content += generalizedTime(execution) }
+        return sequence(content)
+    }
+
+    /// CS06 response executed now: rc (0 success, 1 no image, 2 hash mismatch, 3 failure) and the running version.
+    public static func cs06Response(rc: UInt8, version: FirmwareVersion) -> [UInt8] {
+        sequence([0x02, 0x01, rc, 0x04, 0x04] + be(UInt64(version.rawValue), bytes: 4))
+    }
+
+    /// CS06 response to a future-dated or cancelling command: NULL.
+    public static let cs06Scheduled: [UInt8] = [0x05, 0x00]
+
+    /// The 00CA alert: 8F66 / 8F67, the execution time, the command's counter, the outcome.
+    public static func cs06OutcomeAlert(success: Bool, execution: Timestamp, commandCounter: UInt64, rc: UInt8, version: FirmwareVersion) -> [UInt8] {
+        sequence([0x02, 0x03, 0x00, 0x8F, success ? 0x66 : 0x67] + generalizedTime(execution) + asn1Integer(commandCounter) + cs06Response(rc: rc, version: version))
+    }
+
+    /// CS03 join command: method, the other device, its GBCS type.
+    public static func joinCommand(method: UInt8, other: EUI64, otherType: DeviceType) -> [UInt8] {
+        sequence([0x02, 0x01, method, 0x04, 0x08] + title(other) + [0x02, 0x01, otherType.rawValue])
+    }
+
+    /// CS04 unjoin command: the other device.
+    public static func unjoinCommand(other: EUI64) -> [UInt8] { [0x04, 0x08] + title(other) }
+
+    /// Join and unjoin responses: `02 01 <rc>`.
+    public static func resultCode(_ rc: UInt8) -> [UInt8] { [0x02, 0x01, rc] }
+
+    /// ECS12 / CS02-style set response: `DA LIID 00 00 01 00 01 02 <result>`.
+    public static func dlmsSetResponse(counter: UInt64, result: UInt8) -> [UInt8] {
+        [0xDA] + liid(counter) + [0x00, 0x00, 0x01, 0x00, 0x01, 0x02, result]
+    }
+
+    /// CS01a / CCS02-style action response: `DA LIID 00 00 01 00 01 03 <result>`.
+    public static func dlmsActionResponse(counter: UInt64, result: UInt8) -> [UInt8] {
+        [0xDA] + liid(counter) + [0x00, 0x00, 0x01, 0x00, 0x01, 0x03, result]
+    }
+
+    /// One CHF device-log entry of CCS06 (gbcs.md §5.8).
+    public struct CHFLogEntry: Sendable, Hashable {
+        public var device: EUI64
+        public var lastCommunication: Timestamp
+        public init(device: EUI64, lastCommunication: Timestamp) { self.device = device; self.lastCommunication = lastCommunication }
+    }
+
+    /// CCS06 response: the CHF device log as a DLMS array of 14-field structures. The radio figures
+    /// are the RTDS sample's (status C8, RSSI -35/-50/-100, LQI 2/39/247, 1 hop, 0 failures,
+    /// 100 successes, versions 1/1): the emulated HAN has no radio.
+    public static func ccs06Response(counter: UInt64, entries: [CHFLogEntry]) -> [UInt8] {
+        var data: [UInt8] = [0x01] + [UInt8(truncatingIfNeeded: entries.count)]
+        for entry in entries {
+            data += [0x02, 0x0E, 0x09, 0x08] + title(entry.device) + [0x04, 0x08, 0xC8]
+            data += [0x0F, UInt8(bitPattern: -35), 0x0F, UInt8(bitPattern: -50), 0x0F, UInt8(bitPattern: -100)]
+            data += [0x11, 2, 0x11, 39, 0x11, 247, 0x09, 0x0C] + dlmsDateTime(entry.lastCommunication)
+            data += [0x11, 1, 0x11, 0, 0x11, 100, 0x11, 1, 0x11, 1]
+        }
+        return [0xDA] + liid(counter) + [0x00, 0x00, 0x01] + data + [0x01, 0x01, 0x00]
+    }
+
+    /// CS07 response: rc 0 and the device's join entries (EUI, GBCS type).
+    public static func cs07Response(entries: [(EUI64, DeviceType)]) -> [UInt8] {
+        var list: [UInt8] = []
+        for (eui, type) in entries { list += sequence([0x04, 0x08] + title(eui) + [0x02, 0x01, type.rawValue]) }
+        return sequence([0x02, 0x01, 0x00] + sequence(list))
+    }
+}

@@ -1,0 +1,162 @@
+import SMETSCore
+import Testing
+@testable import SMETSDUIS
+
+/// A GBCS reader written from gbcs.md §2, independent of the encoder: it walks the bytes and
+/// checks every length, as the reference parser does.
+struct DecodedGBCS: Equatable {
+    var wrapped: Bool
+    var cra: UInt8
+    var counter: UInt64
+    var originator: UInt64
+    var recipient: UInt64
+    var dateTime: [UInt8]?
+    var messageCode: UInt16
+    var supplementary: (UInt64, UInt64)?
+    var content: [UInt8]
+    /// nil: no signature-length field (a pre-command).
+    var signature: [UInt8]?
+    var mac: [UInt8]?
+
+    static func == (a: Self, b: Self) -> Bool { a.content == b.content && a.counter == b.counter && a.messageCode == b.messageCode }
+
+    struct Failure: Error { var why: String }
+
+    static func decode(_ bytes: [UInt8]) throws -> DecodedGBCS {
+        var i = 0
+        func take(_ n: Int) throws -> [UInt8] {
+            guard n >= 0, i + n <= bytes.count else { throw Failure(why: "short at \(i)") }
+            defer { i += n }
+            return Array(bytes[i..<i + n])
+        }
+        func length() throws -> Int {
+            let first = try take(1)[0]
+            if first < 0x80 { return Int(first) }
+            if first == 0x81 { let n = Int(try take(1)[0]); guard n >= 128 else { throw Failure(why: "long form for \(n)") }; return n }
+            if first == 0x82 { let b = try take(2); let n = Int(b[0]) << 8 | Int(b[1]); guard n >= 256 else { throw Failure(why: "long form") }; return n }
+            throw Failure(why: "length byte \(first)")
+        }
+        func int(_ b: [UInt8]) -> UInt64 { b.reduce(0) { $0 << 8 | UInt64($1) } }
+        var wrapped = false
+        var blockEnd = bytes.count
+        if bytes.first == 0xDD {
+            wrapped = true
+            guard try take(7) == [0xDD, 0, 0, 0, 0, 0, 0] else { throw Failure(why: "DD header") }
+            let ciphered = try length()
+            guard i + ciphered == bytes.count else { throw Failure(why: "ciphered length \(ciphered) vs \(bytes.count - i)") }
+            guard try take(5) == [0x11, 0, 0, 0, 0] else { throw Failure(why: "security header") }
+            blockEnd = bytes.count - 12
+        }
+        guard try take(1) == [0xDF], try take(1) == [0x09] else { throw Failure(why: "DF 09") }
+        let cra = try take(1)[0]
+        let counter = int(try take(8))
+        guard try take(1) == [0x08] else { throw Failure(why: "originator") }
+        let originator = int(try take(8))
+        guard try take(1) == [0x08] else { throw Failure(why: "recipient") }
+        let recipient = int(try take(8))
+        let dateLength = try take(1)[0]
+        guard dateLength == 0 || dateLength == 12 else { throw Failure(why: "date-time length") }
+        let dateTime = dateLength == 12 ? try take(12) : nil
+        let otherLength = try length()
+        guard otherLength == 2 || otherLength == 18 else { throw Failure(why: "other-information \(otherLength)") }
+        let code = UInt16(int(try take(2)))
+        let supplementary = otherLength == 18 ? (int(try take(8)), int(try take(8))) : nil
+        let content = try take(try length())
+        var signature: [UInt8]?
+        if i < blockEnd {
+            let n = try length()
+            guard n == 0 || n == 64 else { throw Failure(why: "signature length \(n)") }
+            signature = try take(n)
+        }
+        guard i == blockEnd else { throw Failure(why: "trailing bytes in the DF block") }
+        let mac = wrapped ? try take(12) : nil
+        guard i == bytes.count else { throw Failure(why: "trailing bytes") }
+        return DecodedGBCS(wrapped: wrapped, cra: cra, counter: counter, originator: originator, recipient: recipient, dateTime: dateTime,
+                           messageCode: code, supplementary: supplementary, content: content, signature: signature, mac: mac)
+    }
+}
+
+func hex(_ text: String) -> [UInt8] { Hex.decode(text.filter { !$0.isWhitespace })! }
+
+@Suite struct GBCSTests {
+    let ppmid = EUI64(0x00DB_1234_5678_90A4), esme = EUI64(0x00DB_1234_5678_90A0)
+    let supplier = EUI64(0x90B3_D51F_3001_0000), acb = EUI64(0x90B3_D51F_3000_0002)
+
+    @Test func lengths() {
+        #expect(GBCS.length(0x7F) == [0x7F])
+        #expect(GBCS.length(0x80) == [0x81, 0x80])
+        #expect(GBCS.length(0x6EE) == [0x82, 0x06, 0xEE])
+        #expect(GBCS.asn1Integer(0x8F66) == [0x02, 0x03, 0x00, 0x8F, 0x66])
+        #expect(GBCS.asn1Integer(1000) == [0x02, 0x02, 0x03, 0xE8])
+        #expect(GBCS.dlmsDateTime(Timestamp(rfc3339: "2015-01-01T00:00:00Z")!) == hex("07 DF 01 01 FF 00 00 00 00 80 00 FF"))
+    }
+
+    /// `R:11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX` field by field (gbcs.md §5.1), all but the MAC.
+    @Test func cs08ResponseAsRTDS() throws {
+        let command = GBCS.Header(cra: .command, counter: 1300, originator: acb, recipient: ppmid, dateTime: nil, messageCode: 0x0129,
+                                  supplementary: (supplier, 1000))
+        let bytes = GBCS.response(header: command.response(at: Timestamp(unixMillis: 0)), content: GBCS.cs08Response(version: FirmwareVersion(hex: "0123ABCD")!))
+        #expect(bytes.count == 87)
+        #expect(Array(bytes.prefix(75)) == hex("""
+            DD 00 00 00 00 00 00 4F 11 00 00 00 00 DF 09 02 00 00 00 00 00 00 05 14 08 00 DB 12 34 56 78 90 A4 08 90 B3 D5 1F 30 00 00 02 00
+            12 01 29 90 B3 D5 1F 30 01 00 00 00 00 00 00 00 00 03 E8 0B 30 09 04 04 01 23 AB CD 02 01 00 00
+            """))
+        let decoded = try DecodedGBCS.decode(bytes)
+        #expect(decoded.wrapped && decoded.cra == 2 && decoded.counter == 1300 && decoded.originator == ppmid.rawValue && decoded.recipient == acb.rawValue)
+        #expect(decoded.dateTime == nil && decoded.messageCode == 0x0129 && decoded.supplementary?.0 == supplier.rawValue && decoded.supplementary?.1 == 1000)
+        #expect(decoded.signature == [] && decoded.mac?.count == 12)
+    }
+
+    /// ECS52 content (gbcs.md §5.1) and CS06's immediate response (§5.2): a bare signed DF with date-time.
+    @Test func ecs52AndCS06() throws {
+        #expect(GBCS.ecs52Response(counter: 1000, version: FirmwareVersion(hex: "0123ABCD")!) == hex("DA 20 00 03 E8 00 00 01 09 04 01 23 AB CD 01 01 00"))
+        let command = GBCS.Header(cra: .command, counter: 1000, originator: supplier, recipient: esme, dateTime: nil, messageCode: 0x0012)
+        let bytes = GBCS.response(header: command.response(at: Timestamp(rfc3339: "2015-01-01T00:00:00Z")!),
+                                  content: GBCS.cs06Response(rc: 0, version: FirmwareVersion(hex: "0123ABCE")!))
+        let decoded = try DecodedGBCS.decode(bytes)
+        #expect(!decoded.wrapped && decoded.signature?.count == 64)
+        #expect(decoded.dateTime == hex("07 DF 01 01 FF 00 00 00 00 80 00 FF"))
+        #expect(decoded.content == hex("30 09 02 01 00 04 04 01 23 AB CE"))
+        #expect(Array(bytes.prefix(46)) == hex("""
+            DF 09 02 00 00 00 00 00 00 03 E8 08 00 DB 12 34 56 78 90 A0 08 90 B3 D5 1F 30 01 00 00 0C 07 DF 01 01 FF 00 00 00 00 80 00 FF 02 00 12 0B
+            """))
+    }
+
+    /// `R:11.3_CS06/CS06_11.3_8F66_FUTURE_DATED_SUCCESS_ALERT_GBCS.HEX` content, 39 bytes.
+    @Test func futureDatedOutcomeAlert() {
+        let content = GBCS.cs06OutcomeAlert(success: true, execution: Timestamp(rfc3339: "2030-01-15T09:00:00Z")!, commandCounter: 1001, rc: 0,
+                                            version: FirmwareVersion(hex: "0123ABCF")!)
+        #expect(content == hex("30 25 02 03 00 8F 66 18 0F") + Array("20300115090000Z".utf8) + hex("02 02 03 E9 30 09 02 01 00 04 04 01 23 AB CF"))
+    }
+
+    @Test func tenancyTopUpAndJoinContent() throws {
+        #expect(GBCS.dlmsSetResponse(counter: 1000, result: 0) == hex("DA 20 00 03 E8 00 00 01 00 01 02 00"))
+        #expect(GBCS.dlmsActionResponse(counter: 3 << 32, result: 0) == hex("DA 20 00 00 00 00 00 01 00 01 03 00"))
+        #expect(GBCS.resultCode(0) == hex("02 01 00"))
+        let join = GBCS.Header(cra: .command, counter: 1000, originator: supplier, recipient: esme, dateTime: nil, messageCode: 0x000D)
+        let decoded = try DecodedGBCS.decode(GBCS.response(header: join.response(at: nil), content: GBCS.resultCode(0)))
+        #expect(!decoded.wrapped && decoded.content == [0x02, 0x01, 0x00] && decoded.signature?.count == 64)
+        let preCommand = GBCS.generalSigning(header: join, content: GBCS.joinCommand(method: 0, other: ppmid, otherType: .hcalcs), signature: .preCommand)
+        let pre = try DecodedGBCS.decode(preCommand)
+        #expect(pre.signature == nil && pre.cra == 1 && pre.content == hex("30 10 02 01 00 04 08 00 DB 12 34 56 78 90 A4 02 01 04"))
+    }
+
+    /// `R:8.9_CCS06/CCS06_8.9_SUCCESS_RESPONSE_GBCS.HEX`'s shape (gbcs.md §5.8): two entries of 14 fields, trailer 01 01 00.
+    @Test func ccs06DeviceLog() {
+        let time = Timestamp(rfc3339: "2015-01-01T00:00:00Z")!
+        let content = GBCS.ccs06Response(counter: 1000, entries: [.init(device: esme, lastCommunication: time), .init(device: EUI64(0x00DB_1234_5678_90A1), lastCommunication: time)])
+        let entry = hex("02 0E 09 08 00 DB 12 34 56 78 90 A0 04 08 C8 0F DD 0F CE 0F 9C 11 02 11 27 11 F7 09 0C 07 DF 01 01 FF 00 00 00 00 80 00 FF 11 01 11 00 11 64 11 01 11 01")
+        #expect(Array(content.prefix(9)) == hex("DA 20 00 03 E8 00 00 01 01") && content[9] == 2)
+        #expect(Array(content[10..<10 + entry.count]) == entry)
+        #expect(Array(content.suffix(3)) == [0x01, 0x01, 0x00] && content.count == 10 + 2 * entry.count + 3)
+        #expect(GBCS.cs07Response(entries: [(EUI64(0x0102_0304_0506_0708), .gpf)]) == hex("30 14 02 01 00 30 0F 30 0D 04 08 01 02 03 04 05 06 07 08 02 01 03"))
+    }
+
+    @Test func decoderRefusesDamage() {
+        let good = GBCS.response(header: GBCS.Header(cra: .response, counter: 1, originator: ppmid, recipient: acb, dateTime: nil, messageCode: 0x0129),
+                                 content: GBCS.cs08Response(version: nil))
+        #expect((try? DecodedGBCS.decode(good)) != nil)
+        #expect((try? DecodedGBCS.decode(good + [0])) == nil)
+        #expect((try? DecodedGBCS.decode(Array(good.dropLast()))) == nil)
+    }
+}
