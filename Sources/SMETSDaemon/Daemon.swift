@@ -189,6 +189,11 @@ public final class Daemon: Sendable {
             let nanos = Int64(interval.components.seconds) * 1_000_000_000 + interval.components.attoseconds / 1_000_000_000
             repeating.append(loop.scheduleRepeatedTask(initialDelay: .zero, delay: .nanoseconds(nanos)) { _ in _ = notifier.watchdog() })
         }
+        let memory = MemoryReturn()
+        repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+            let open = counter.current
+            pool.submit { _ in memory.check(connections: open.han + open.control) }  // a trim may take milliseconds
+        })
         // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
         let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)
         repeating.append(loop.scheduleRepeatedTask(initialDelay: .milliseconds(probeMillis), delay: .milliseconds(probeMillis)) { _ in

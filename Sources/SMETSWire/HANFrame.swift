@@ -145,7 +145,7 @@ public enum HANFrame: Hashable, Sendable {
             guard let code = HANErrorCode(rawValue: body[body.startIndex]) else {
                 throw .unknownErrorCode(body[body.startIndex])
             }
-            return .error(HANError(code: code, reason: String(decoding: body.dropFirst(), as: UTF8.self)))
+            return .error(HANError(code: code, reason: ZCLString.decode(body.dropFirst())))
         }
         var reader = WireReader(body)
         do throws(WireError) {
@@ -282,7 +282,8 @@ public struct HANError: Hashable, Sendable {
     public static let maxReasonLength = HANLink.maxFrameLength - 2
 
     public var code: HANErrorCode
-    /// Human-readable UTF-8; decoding repairs invalid UTF-8 rather than refusing the frame.
+    /// Human-readable UTF-8; decoding repairs invalid UTF-8 rather than refusing the frame, each
+    /// invalid sequence becoming "?" (``ZCLString/decode(_:)``), so the reason still fits when re-sent.
     public var reason: String
 
     public init(code: HANErrorCode, reason: String) {

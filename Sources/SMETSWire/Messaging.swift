@@ -13,7 +13,8 @@ public struct DisplayMessage: ZCLClusterCommand {
     /// UTC; 0 means now.
     public var startTime: UInt32
     public var durationMinutes: UInt16
-    /// Nil for ZCL's invalid string; decoding repairs invalid UTF-8, encoding cuts to 254 bytes.
+    /// Nil for ZCL's invalid string; decoding repairs invalid UTF-8 (``ZCLString/decode(_:)``),
+    /// encoding cuts to 254 bytes.
     public var message: String?
     /// Absent in senders older than SE 1.2.
     public var extendedControl: UInt8?
@@ -36,7 +37,7 @@ public struct DisplayMessage: ZCLClusterCommand {
         messageControl = try reader.u8("message control")
         startTime = try reader.u32le("start time")
         durationMinutes = try reader.u16le("duration in minutes")
-        message = try reader.lengthPrefixed("message").map { String(decoding: $0, as: UTF8.self) }
+        message = try reader.lengthPrefixed("message").map(ZCLString.decode)
         extendedControl = reader.isAtEnd ? nil : try reader.u8("extended message control")
     }
 

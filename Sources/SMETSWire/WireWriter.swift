@@ -90,4 +90,23 @@ public enum ZCLString {
         }
         return result
     }
+
+    /// Text from string bytes off the wire: valid UTF-8 as it is; each invalid sequence becomes one
+    /// "?". The repaired text is never longer than the bytes it came from, so it fits the field it was
+    /// read from when it is sent back, unchanged (U+FFFD, three bytes for as few as one, could push a
+    /// full field past its limit, and the cut would change the text: a display's message read back
+    /// would no longer be the message it was sent).
+    public static func decode(_ bytes: some Collection<UInt8>) -> String {
+        if let valid = String(validating: bytes, as: UTF8.self) { return valid }
+        var scalars = String.UnicodeScalarView()
+        var iterator = bytes.makeIterator()
+        var parser = Unicode.UTF8.ForwardParser()
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case let .valid(encoded): scalars.append(Unicode.UTF8.decode(encoded))
+            case .error: scalars.append("?")
+            case .emptyInput: return String(scalars)
+            }
+        }
+    }
 }

@@ -81,7 +81,8 @@ public enum ZCLValue: Hashable, Sendable {
     case enum8(UInt8)
     case enum16(UInt16)
     case octetString([UInt8]?)
-    /// Text; decoding repairs invalid UTF-8, encoding cuts to 254 bytes on a character boundary.
+    /// Text; decoding repairs invalid UTF-8 (``ZCLString/decode(_:)``), encoding cuts to 254 bytes on a
+    /// character boundary.
     case charString(String?)
     /// Seconds since 2000-01-01T00:00:00Z; 0xFFFFFFFF is "invalid" (see ``ZigbeeTime``).
     case utc(UInt32)
@@ -176,7 +177,7 @@ public enum ZCLValue: Hashable, Sendable {
         case .enum16: self = .enum16(try reader.u16le("enum16"))
         case .octetString: self = .octetString(try reader.lengthPrefixed("octet string").map(Array.init))
         case .charString:
-            self = .charString(try reader.lengthPrefixed("character string").map { String(decoding: $0, as: UTF8.self) })
+            self = .charString(try reader.lengthPrefixed("character string").map(ZCLString.decode))
         case .utc: self = .utc(try reader.u32le("UTC time"))
         case .ieeeAddress: self = .ieeeAddress(try reader.eui64("IEEE address"))
         }

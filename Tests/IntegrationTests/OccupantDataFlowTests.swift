@@ -72,6 +72,20 @@ import Testing
         #expect(try daemon.callError("meter.debt", ["device": .string(ppmid1), "debt": 1]) != nil)
     }
 
+    @Test func eachDayAccruesOnceAcrossARestart() throws {
+        let daemon = try DaemonHarness().start()
+        _ = try daemon.call("clock.set", ["time": "2031-06-01T12:00:00Z"])
+        _ = try daemon.call("meter.debt", ["device": .string(esme1), "perDay": 50])
+        _ = try daemon.call("clock.advance", ["days": 1])
+        #expect(try daemon.call("meter.debt", ["device": .string(esme1)])["debt"]?.intValue == 50)
+        #expect(daemon.stop() == 0)
+        let again = try DaemonHarness(lab: daemon.labDirectory, state: daemon.stateDirectory, runtime: daemon.runtimeDirectory).start()
+        defer { again.stop() }
+        #expect(try again.call("meter.debt", ["device": .string(esme1)])["debt"]?.intValue == 50, "a day that ended is not accrued again")
+        _ = try again.call("clock.advance", ["days": 3])
+        #expect(try again.call("meter.debt", ["device": .string(esme1)])["debt"]?.intValue == 200)
+    }
+
     @Test func settingsWrittenOverTheHANAreTheConsumersAndRefusalsNameTheirStatus() throws {
         let daemon = try DaemonHarness().start()
         defer { daemon.stop() }

@@ -125,16 +125,17 @@ def check_degraded_then_recovered(daemon: FaultyDaemon, start_fault, end_fault, 
     # The HAN side: a top-up the meter cannot keep is result 3, and not kept.
     topup = daemon.rpc("han.topUp", {"device": P1_PPMID, "code": "12345678901234500150"})
     assert topup["result"] == 3, topup
-    assert '"event":"store.degraded"' in daemon.logs()
-    assert any(s.startswith("degraded: ") for s in daemon.notify.statuses()), daemon.notify.messages
+    # Logged and told to systemd from the daemon's own queue, just after the refusal.
+    daemon.wait_for(lambda: '"event":"store.degraded"' in daemon.logs(), "the store.degraded log line")
+    daemon.wait_for(lambda: any(s.startswith("degraded: ") for s in daemon.notify.statuses()), "STATUS=degraded")
     # Every write still refused, not a crash or a hang, while the fault lasts.
     for _ in range(3):
         assert daemon.refusal("display.settings", {"device": P1_PPMID, "set": {"budget": "300"}}).code == 1020
 
     end_fault()
     daemon.wait_for(lambda: daemon.rpc("daemon.status")["storage"]["writable"], "recovery by the probe")
-    assert '"event":"store.recovered"' in daemon.logs()
-    assert not daemon.notify.statuses()[-1].startswith("degraded"), daemon.notify.messages
+    daemon.wait_for(lambda: '"event":"store.recovered"' in daemon.logs(), "the store.recovered log line")
+    daemon.wait_for(lambda: not daemon.notify.statuses()[-1].startswith("degraded"), "STATUS back to normal")
     assert daemon.rpc("display.settings", {"device": P1_PPMID, "set": {"budget": "400"}})["settings"]["budget"] == "400"
     assert daemon.rpc("han.topUp", {"device": P1_PPMID, "code": "12345678901234500151"})["result"] == 0
     assert daemon.stop() == 0

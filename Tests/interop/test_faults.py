@@ -30,7 +30,7 @@ from conftest import P1_CHF, P1_PPMID, RPCError
 from hanlink import Basic, HanLink, LinkClosed, Ota
 from test_ota_zigpy import ACME, ACME_KEY, IMAGE_TYPE, MANUFACTURER, NEW_VERSION, build, smetsctl  # noqa: F401 (fixture)
 
-ROUND_TRIP = 0.15  # what the rig waits for an answer before it retries (the delay rule adds at most 10 ms)
+ROUND_TRIP = 0.1  # what the rig waits for an answer before it retries (the delay rule adds at most 10 ms each way)
 
 
 class Capture:
@@ -282,3 +282,36 @@ def test_a_capture_of_an_ota_transfer_and_a_change_of_tenancy_decodes_in_tshark(
         assert needle.lower() in text.lower(), f"tshark did not decode {needle!r}"
     assert text.lower().count("image block response") >= blocks
     assert P1_CHF.replace("-", ":").lower() in text.lower()
+
+
+def test_smetsctl_sets_lists_and_clears_rules_and_writes_a_capture_tshark_reads(daemon, smetsctl, tshark, tmp_path):  # noqa: F811
+    env = {"SMETSD_SOCKET": daemon.control_path, "PATH": "/usr/bin:/bin"}
+
+    def ctl(*args, check=True):
+        result = subprocess.run([str(smetsctl), *args], capture_output=True, text=True, timeout=60, env=env)
+        assert not check or result.returncode == 0, result.stderr
+        return result
+
+    added = json.loads(ctl("fault", "add", "corrupt", "--device", P1_PPMID, "--cluster", "0000", "--bits", "2", "--seed", "5",
+                           "--json").stdout)
+    assert added["kind"] == "corrupt" and added["bits"] == 2 and added["cluster"] == "0000"
+    refused = ctl("fault", "add", "drop", "--device", P1_PPMID, "--probability", "2", check=False)
+    assert refused.returncode == 1 and "probability must be between 0 and 1" in refused.stderr
+    assert ctl("fault", "add", "drop", check=False).returncode == 2  # no target named
+    assert "corrupt" in ctl("fault", "list").stdout
+    pcap = tmp_path / "cli.pcap"
+    capture = subprocess.Popen([str(smetsctl), "han", "capture", "--device", P1_PPMID, "-w", str(pcap), "--count", "4"], env=env)
+    deadline = time.monotonic() + 10
+    while not pcap.exists() or pcap.stat().st_size < 24:  # the header is written once the capture is on
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        link.request(Basic, h.build_read_attributes([0x0004, 0x4000]))  # corrupted both ways, answered all the same
+        link.read(Ota, "current_file_version")  # another cluster: untouched
+    assert capture.wait(timeout=10) == 0
+    decoded = subprocess.run([tshark, "-r", str(pcap), "-V"], capture_output=True, text=True, timeout=60).stdout
+    assert decoded.count("ZigBee Cluster Library") == 4 and "Malformed" not in decoded, decoded
+    rule = json.loads(ctl("fault", "list", "--json").stdout)["rules"][0]
+    assert rule["counters"]["applied"] == 2 and rule["counters"]["matched"] == 2, rule
+    assert "removed 1 rules" in ctl("fault", "clear").stdout

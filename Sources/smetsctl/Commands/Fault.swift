@@ -178,7 +178,7 @@ struct FaultList: ParsableCommand {
     }
 
     static func summary(_ rule: JSONValue) -> String {
-        "\(Format.text(rule["kind"])) \(parameters(rule)) on \(target(rule)) (\(which(rule)); \(when(rule)))"
+        [Format.text(rule["kind"]), parameters(rule)].filter { !$0.isEmpty }.joined(separator: " ") + " on \(target(rule)) (\(which(rule)); \(when(rule)))"
     }
 
     func run() throws {
