@@ -67,7 +67,7 @@ public enum GBCS {
         return [0x82, UInt8(truncatingIfNeeded: count >> 8), UInt8(truncatingIfNeeded: count)]
     }
 
-    static func be(_ value: UInt64, bytes: Int) -> [UInt8] { (0..<bytes).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(bytes - 1 - $0))) } }
+    public static func be(_ value: UInt64, bytes: Int) -> [UInt8] { (0..<bytes).map { UInt8(truncatingIfNeeded: value >> (8 * UInt64(bytes - 1 - $0))) } }
     static func title(_ eui: EUI64) -> [UInt8] { be(eui.rawValue, bytes: 8) }
 
     /// The signed part of a DF block: from the `09` after `DF` to the end of the content.

@@ -125,6 +125,9 @@ public final class DUISService: Sendable {
             log(.warning, "duis.refused", "not carried out by smetsd", ["request_id": request.requestID.description, "reference": request.service.variant, "http_status": "501"])
             return Self.plain(501, "unsupported: service reference variant \(request.service.variant) passes the checks but is not carried out by smetsd yet (docs/duis.md lists what is)")
         }
+        if request.commandVariant == 2 {
+            return localCommand(request, now: now)
+        }
         switch request.body {
         case .readInventory(let selector):
             return readInventory(request, selector, now: now)
@@ -345,6 +348,34 @@ public final class DUISService: Sendable {
         default:
             return nil
         }
+    }
+
+    /// CV 2: the command for local delivery, I0 + `LocalCommand` (DD around the unsigned DF); the
+    /// device's answer comes back through 8.13, not from smetsd.
+    func localCommand(_ request: DUISRequest, now: Timestamp) -> Reply {
+        var built = command(for: request, body: request.body, execution: nil)
+        if built == nil, case .readFirmwareVersion = request.body, let target = engine.device(request.requestID.target) {
+            let user = request.requestID.originator, counter = request.requestID.counter
+            switch target.type {
+            case .ppmid, .hcalcs:
+                built = (GBCS.Header(cra: .command, counter: dccCounter(), originator: settings.dcc, recipient: target.id, dateTime: nil,
+                                     messageCode: GBCS.MessageCode.cs08.rawValue, supplementary: (user, counter)), [0x05, 0x00])
+            case .gsme:
+                built = (GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.gcs38.rawValue),
+                         [0x01, 0x09, 0x01, 0x01, 0x07, 0x02, 0x00, 0x05, 0x00, 0x00, 0x00, 0x06, 0x02])
+            default:
+                let header = GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: GBCS.MessageCode.ecs52.rawValue)
+                built = (header, [0xD9] + [0x20] + GBCS.be(counter & 0xFF_FFFF, bytes: 3) + [0x00, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0xFF, 0x02, 0x01, 0x00])
+            }
+        }
+        guard let (header, content) = built else {
+            log(.warning, "duis.refused", "local delivery not carried out", ["request_id": request.requestID.description, "reference": request.service.variant, "http_status": "501"])
+            return Self.plain(501, "unsupported: command variant 2 (local delivery) of \(request.service.variant) is not carried out by smetsd yet (docs/duis.md)")
+        }
+        let bytes = GBCS.generalCiphering(GBCS.generalSigning(header: header, content: content, signature: .none))
+        exchange(request, code: .success, message: "command for local delivery, \(bytes.count) bytes")
+        return Reply(status: 200, contentType: "application/xml",
+                     body: DUISResponse.reply(to: request, code: .success, at: now, content: .localCommand(payload: bytes)).xml, then: nil)
     }
 
     /// CV 4: I0 with the unsigned pre-command, kept by RequestID for its signed return.

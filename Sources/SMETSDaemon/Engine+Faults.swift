@@ -1,7 +1,6 @@
 import Logging
 import SMETSCore
 import SMETSDevices
-import SMETSRPC
 import SMETSWire
 import Synchronization
 

@@ -190,6 +190,12 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(try code("/api/v1/serviceS", Self.request(target: "00-DB-12-34-56-78-00-07", counter: 5, cv: 1, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")) == "E5")
         #expect(try code("/api/v1/serviceD", Self.request(target: Self.ppmid, counter: 6, cv: 8, reference: "8.2", variant: "8.2",
                                                          body: "<sr:ReadInventory><sr:DeviceID>\(Self.ppmid)</sr:DeviceID></sr:ReadInventory>")) == "E19")
+        // CV 2 (to serviceD): I0 with the command for local delivery, nothing asynchronous.
+        let local = try httpOverUnix(socket, target: "/api/v1/serviceD",
+                                     body: Self.request(target: Self.ppmid, counter: 7, cv: 2, reference: "11.2", variant: "11.2", body: "<sr:ReadFirmwareVersion/>")).body
+        #expect(element("ResponseCode", in: local) == "I0")
+        let command = try #require(Data(base64Encoded: element("GBCSPayload", in: local) ?? "").map { [UInt8]($0) })
+        #expect(command.first == 0xDD && command[15] == 0x01 && Array(command.suffix(16).prefix(4)) == [0x02, 0x05, 0x00, 0x00])
         #expect(daemon.logText.contains("duis.refused"))
         #expect(try daemon.call("daemon.status")["ready"]?.boolValue == true)
     }
