@@ -24,6 +24,7 @@ final class DUISServer: Sendable {
 
     func bootstrap() -> ServerBootstrap {
         ServerBootstrap(group: group)
+            .backingOffAccept(listener: "duis", logger: logger)  // no spin on EMFILE (docs/reliability.md)
             .serverChannelOption(.backlog, value: 256)
             .childChannelInitializer { [self] channel in
                 let admitted = connections.withLock { count -> Bool in
