@@ -35,8 +35,9 @@ def test_running_out_of_descriptors_backs_off_logged_and_recovers(smetsd_binary,
 
 # Open defect (docs/reliability.md, "File descriptors"): before the merge of main at 299b0b1 the daemon
 # idled here (under 0.8 s of CPU in 2 s); since, an event loop wakes from epoll without pause while out
-# of descriptors (1.3-1.5 s in 2 s), though every listener backs off. strict: passes again once fixed.
-@pytest.mark.xfail(strict=True, reason="an event loop spins while out of descriptors since the merge of main (not yet found)")
+# of descriptors (1.3-1.5 s in 2 s), though every listener backs off. Not strict: a CPU figure taken on
+# a loaded CI machine can fall under the bound while the spin is still there; the issue note tracks it.
+@pytest.mark.xfail(strict=False, reason="an event loop spins while out of descriptors since the merge of main (not yet found)")
 def test_out_of_descriptors_the_daemon_does_not_spin(smetsd_binary, tmp_path):
     exhaust(smetsd_binary, tmp_path, measure_cpu=True)
 
