@@ -25,9 +25,7 @@ final class AcceptBackoff: Sendable {
     }
 
     /// The handler for a server channel's pipeline (added by `serverChannelInitializer`).
-    func handler() -> AcceptBackoffHandler {
-        AcceptBackoffHandler(shouldForwardIOErrorCaught: false) { [self] error in backoff(after: error) }
-    }
+    func handler() -> AcceptPauseHandler { AcceptPauseHandler(backoff: self) }
 
     /// A handler behind the backoff that notes the first accepted connection after an episode.
     func resumeWatcher() -> AcceptResumeWatcher { AcceptResumeWatcher(backoff: self) }
@@ -62,6 +60,42 @@ final class AcceptBackoff: Sendable {
 
     /// RLIMIT_NOFILE's soft limit (what `LimitNOFILE=` sets); sysconf reads it on Linux.
     static var openFilesLimit: Int { sysconf(Int32(_SC_OPEN_MAX)) }
+}
+
+/// Stops a listener reading for the backoff's delay after an accept error, by turning autoRead off.
+///
+/// NIO's own AcceptBackoffHandler only withholds the next `read()`: after a failed accept the server
+/// channel's read stays pending, so its socket stays registered for readability and epoll wakes the
+/// loop again at once (measured: ~14,000 failed accept4 calls a second, 0.7 of a core). Turning
+/// autoRead off unregisters the socket; turning it back on after the delay registers it again.
+final class AcceptPauseHandler: ChannelInboundHandler {
+    typealias InboundIn = any Channel
+    typealias InboundOut = any Channel
+    private let backoff: AcceptBackoff
+    private var paused = false
+
+    init(backoff: AcceptBackoff) { self.backoff = backoff }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let ioError = error as? IOError, Self.isOutOfResources(ioError) else {
+            context.fireErrorCaught(error)
+            return
+        }
+        guard !paused, let delay = backoff.backoff(after: ioError) else { return }
+        paused = true
+        let channel = context.channel
+        channel.setOption(.autoRead, value: false).whenFailure { _ in }
+        let resume = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) {
+            resume.value.paused = false
+            channel.setOption(.autoRead, value: true).whenFailure { _ in }
+        }
+    }
+
+    /// EMFILE, ENFILE, ENOBUFS, ENOMEM: the errors a wait can cure; others go on down the pipeline.
+    static func isOutOfResources(_ error: IOError) -> Bool {
+        [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.errnoCode)
+    }
 }
 
 /// Sees each accepted child channel go by on the server channel, to end a backoff episode.
