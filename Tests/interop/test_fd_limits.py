@@ -26,8 +26,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-import pytest
-
 
 def test_running_out_of_descriptors_backs_off_logged_and_recovers(smetsd_binary, tmp_path):
     exhaust(smetsd_binary, tmp_path, measure_cpu=False)
