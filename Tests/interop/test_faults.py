@@ -253,7 +253,7 @@ def test_the_same_seed_gives_byte_identical_captures(daemon):
 def tshark() -> str:
     path = shutil.which("tshark")
     if path is None:
-        pytest.skip("tshark is not installed")
+        pytest.fail("tshark is not installed: scripts/setup installs it")
     return path
 
 

@@ -40,7 +40,7 @@ def smetsctl(smetsd_binary: Path) -> Path:
     env = os.environ.get("SMETSCTL_BIN")
     path = Path(env) if env else smetsd_binary.parent / "smetsctl"
     if not path.is_file():
-        pytest.skip(f"no smetsctl at {path}: build it or set SMETSCTL_BIN")
+        pytest.fail(f"no smetsctl at {path}: build it or set SMETSCTL_BIN")
     return path
 
 

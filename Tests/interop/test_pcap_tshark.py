@@ -123,7 +123,7 @@ def run_session(daemon, recorder: list[h.Exchanged]) -> int:
 def tshark() -> str:
     path = shutil.which("tshark")
     if path is None:
-        pytest.skip("tshark is not installed")
+        pytest.fail("tshark is not installed: scripts/setup installs it")
     return path
 
 
