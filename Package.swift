@@ -90,9 +90,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "SMETSFuzzTests", dependencies: ["SMETSFuzz"], swiftSettings: strict),
-        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")],
+                    swiftSettings: strict),
     ]
 )
 
