@@ -58,9 +58,10 @@ extension Engine {
     }
 
     /// DUIS 8.11 on the hub's whitelist. Add: a Pending device of the hub's premises becomes
-    /// Whitelisted (one already on the list stays as it is). Remove: the device leaves the hub if it
-    /// had joined and goes back to Pending, so the HAN no longer lets it join. Returns the device
-    /// before and after; the change is committed before anyone is told.
+    /// Whitelisted (one already on the list stays as it is). Remove: a device on the list leaves the
+    /// hub if it had joined and goes back to Pending, so the HAN no longer lets it join (a Pending one
+    /// stays as it is). Any other status is refused. Returns the device before and after; the change
+    /// is committed before anyone is told.
     public func updateHANDeviceLog(hub hubID: EUI64, device id: EUI64, add: Bool) throws -> (before: Device, after: Device) {
         let (before, after) = try serialized { state -> (Device, Device) in
             guard let hub = state.devices[hubID], hub.type == .chf else { throw DomainError(.notAHub, "\(hubID) is not a Communications Hub") }
@@ -75,7 +76,10 @@ extension Engine {
                 } else if !HANMembership.joinableStatuses.contains(device.status) {
                     throw DomainError(.invalidState, "\(id) is \(device.status); only a Pending device is added to a hub's whitelist")
                 }
-            } else {
+            } else if device.status != .pending {
+                guard HANMembership.joinableStatuses.contains(device.status) else {
+                    throw DomainError(.invalidState, "\(id) is \(device.status), not on \(hubID)'s whitelist")
+                }
                 if device.hub != nil { changed = try HANMembership.leave(device: device) }
                 changed.status = .pending
             }

@@ -181,6 +181,27 @@ import Testing
         for _ in 0..<100 where stub.documents.count < 4 { usleep(50_000) }
         #expect(stub.documents.map { $0.contains("<sr:DeviceAlertMessage>") } == [false, true, false, true])
 
+        // Remove of a joined display: it leaves the hub, goes back to Pending and out of the log.
+        expectAccepted(try send(socket, target: Self.hub, counter: 8010, reference: "8.11", variant: "8.11", body: remove.replacingOccurrences(of: Self.spare, with: Self.ihd)),
+                       "\(Self.supplier):\(Self.hub):8010", variant: "8.11")
+        #expect(try DLMSAccessResponse.read(try deviceResponse(daemon, target: Self.hub, counter: 8010, reference: "8.11", variant: "8.11").content).results.map(\.result) == [0])
+        let ihd = try daemon.call("devices.get", ["id": .string(Self.ihd)])
+        #expect(ihd["status"]?.stringValue == "Pending" && ihd["hub"]?.isNull == true)
+        let third = try chfAlert(daemon, after: second.seq)
+        #expect(third.entries[euiBytes(Self.ihd)] == nil && third.entries.count == second.entries.count - 1)
+
+        // A device of another premises: the CHF refuses (RTDS error results), nothing changes, no alert.
+        let other = "00-DB-12-34-56-79-00-05"
+        expectAccepted(try send(socket, target: Self.hub, counter: 8011, reference: "8.11", variant: "8.11", body: add.replacingOccurrences(of: Self.spare, with: other)),
+                       "\(Self.supplier):\(Self.hub):8011", variant: "8.11")
+        let refused = try DLMSAccessResponse.read(try deviceResponse(daemon, target: Self.hub, counter: 8011, reference: "8.11", variant: "8.11").content)
+        #expect(refused.results.map(\.kind) == [3, 2, 2] && refused.results.map(\.result) == [0, 1, 250])
+        #expect(try daemon.call("devices.get", ["id": .string(other)])["status"]?.stringValue == "Commissioned")
+        usleep(300_000)
+        let alerts = (try daemon.call("duis.responses", ["after": .int(third.seq)])["responses"]?.arrayValue ?? [])
+            .filter { $0["xml"]?.stringValue?.contains("<sr:DeviceAlertMessage>") == true }
+        #expect(alerts.isEmpty, "no log change, no 8F12")
+
         // Body rules, synchronously: Add without the whitelist entry, Remove with one (E081101); an unknown device (E19).
         func code(_ counter: UInt64, _ body: String) throws -> String? {
             duis.element("ResponseCode", in: try send(socket, target: Self.hub, counter: counter, reference: "8.11", variant: "8.11", body: body).body)
