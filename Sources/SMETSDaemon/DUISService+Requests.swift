@@ -107,7 +107,9 @@ extension DUISService {
             return refuse(request, DUISRefusal(.noSuchDevice, "\(request.requestID.target) is not in the inventory"), now: now)
         }
         let gas = target.type == .gsme
-        let holder = gas ? engine.snapshot().devices.values.first { $0.premisesID == target.premisesID && $0.type == .gpf }?.id : target.id
+        // The premises index, not a scan of every device: a lab may hold 100,000 of them.
+        let snapshot = engine.snapshot()
+        let holder = gas ? snapshot.premises[target.premisesID]?.first { snapshot.devices[$0]?.type == .gpf } : target.id
         guard let holder else {
             return refuse(request, DUISRefusal(.deviceStatus, "\(target.id)'s premises has no GPF to hold its credit"), now: now)
         }
