@@ -92,9 +92,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "SMETSFuzzTests", dependencies: ["SMETSFuzz"], swiftSettings: strict),
-        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")],
+                    swiftSettings: strict),
     ]
 )
 
@@ -108,7 +109,7 @@ if Context.environment["SMETSD_FUZZ"] != nil {
                        "settings-json", "access-json", "duis-xml"]
     // The DUIS reader and request parser without swift-crypto: only GBCS.swift (not fuzzed here) needs it.
     let duisRequestSide = Target.target(name: "SMETSDUIS", dependencies: ["SMETSCore"],
-                                        sources: ["XMLReader.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift"],
+                                        sources: ["XMLReader.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift", "UTRN.swift"],
                                         swiftSettings: strict)
     package.dependencies = []
     package.products = fuzzTargets.map { .executable(name: "fuzz-\($0)", targets: ["fuzz-\($0)"]) }
