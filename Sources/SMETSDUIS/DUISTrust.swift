@@ -55,7 +55,7 @@ public struct DUISTrustStore: Sendable {
         guard let user = users[request.requestID.originator] else {
             return DUISRefusal(.invalidUser, "the originator \(request.requestID.originator) is not a DUIS user of this DCC")
         }
-        guard user.roles.isDisjoint(with: request.service.roles) else {
+        guard !user.roles.isDisjoint(with: request.service.roles) else {
             let held = user.roles.map(\.rawValue).sorted().joined(separator: " ")
             let eligible = request.service.roles.map(\.rawValue).sorted().joined(separator: " ")
             return DUISRefusal(.roleNotAllowed, "\(request.service.variant) is for \(eligible); \(user.eui) is \(held)")

@@ -8,11 +8,26 @@ import base64
 from datetime import datetime, timedelta
 import xml.etree.ElementTree as ET
 
+import subprocess
+
+from lxml import etree
+
 import duis_xsd
+from conftest import LAB, find_binary
 from test_duis_signatures import DCC, ESME, PPMID, SR, SUPPLIER, code, document, kept, post
 
 P2_PPMID = "00-DB-12-34-56-79-00-05"
 SPARE_PPMID = "00-DB-12-34-56-78-00-07"
+
+
+def build_image(folder) -> bytes:
+    """An OTA image for the shipped acme PPMID model, version 01030000, signed with its TEST key."""
+    smetsctl = find_binary().parent / "smetsctl"
+    (folder / "body.bin").write_bytes(bytes((i * 37 + 11) % 256 for i in range(3000)))
+    subprocess.run([str(smetsctl), "firmware", "build", "--lab", str(LAB), "--model", "acme-ppmid-dm", "--version", "01030000",
+                    "--body", str(folder / "body.bin"), "--out", str(folder / "image.ota"), "--key", str(LAB / "keys" / "acme-meters-TEST-private.pem")],
+                   check=True, capture_output=True)
+    return (folder / "image.ota").read_bytes()
 
 
 def valid(xml: bytes | str) -> ET.Element:
@@ -20,7 +35,7 @@ def valid(xml: bytes | str) -> ET.Element:
     return ET.fromstring(xml)
 
 
-def test_every_response_kind_is_valid_against_the_v54_schema(daemon):
+def test_every_response_kind_is_valid_against_the_v54_schema(daemon, tmp_path):
     seen: dict[str, int] = {}
     counter = iter(range(9000, 10000))
 
@@ -94,11 +109,15 @@ def test_every_response_kind_is_valid_against_the_v54_schema(daemon):
     async_ids.append(f"{SUPPLIER}:{ESME}:{n}")
     assert code(send("/api/v1/serviceD", DCC, 8, "8.13", "8.13", f"<sr:ReturnLocalCommandResponse><sr:DeviceGBCSResponse>{base64.b64encode(bytes(8)).decode()}</sr:DeviceGBCSResponse></sr:ReturnLocalCommandResponse>")[0]) == "I99"
 
-    # 11.4 where no listed device takes the image: E110401 with the warning lists.
-    root, _ = send("/api/v1/serviceD", DCC, 8, "11.4", "11.4",
-                   f"<sr:UpdatePPMIDFirmware><sr:FirmwareImage>{base64.b64encode(bytes(64)).decode()}</sr:FirmwareImage><sr:FirmwareVersion>01030000</sr:FirmwareVersion>"
-                   f"<sr:DeviceIDList>00-DB-12-34-56-78-99-99,{SPARE_PPMID}</sr:DeviceIDList></sr:UpdatePPMIDFirmware>")
-    assert root.find(f"{SR}Body/{SR}ResponseMessage/{SR}DSPUpdatePPMIDFirmwareWarning") is not None, ET.tostring(root)
+    # 11.4: W110401 with the warning lists when some listed devices take the image (built by
+    # smetsctl with the shipped TEST key), E110401 when none does.
+    image = build_image(tmp_path)
+    update = lambda devices: (f"<sr:UpdatePPMIDFirmware><sr:FirmwareImage>{base64.b64encode(image).decode()}</sr:FirmwareImage>"
+                              f"<sr:FirmwareVersion>01030000</sr:FirmwareVersion><sr:DeviceIDList>{devices}</sr:DeviceIDList></sr:UpdatePPMIDFirmware>")
+    root, _ = send("/api/v1/serviceD", DCC, 8, "11.4", "11.4", update(f"{PPMID},{P2_PPMID},00-DB-12-34-56-78-99-99"))
+    assert code(root) == "W110401"
+    assert root.find(f"{SR}Body/{SR}ResponseMessage/{SR}DSPUpdatePPMIDFirmwareWarning/{SR}InvalidDeviceIDList") is not None
+    assert code(send("/api/v1/serviceD", DCC, 8, "11.4", "11.4", update("00-DB-12-34-56-78-99-99"))[0]) == "E110401"
 
     # Every asynchronous response kept: device responses and the future-dated alert.
     for request_id in async_ids:
@@ -110,4 +129,24 @@ def test_every_response_kind_is_valid_against_the_v54_schema(daemon):
     assert alert.find(f"{SR}Body/{SR}ResponseMessage/{SR}FutureDatedDeviceAlertMessage/{SR}FutureDatedAlertCode").text in ("8F66", "8F67")
     for response in responses:
         valid(response)
-    assert {"I0", "I99", "E11", "E12", "E13", "E19"} <= set(seen), seen
+    assert {"I0", "I99", "W110401", "E110401", "E11", "E12", "E13", "E19"} <= set(seen), seen
+
+
+def test_the_schema_refuses_what_v54_refuses():
+    """The validator can fail: element order, an unknown response code, a body outside the choice."""
+    good = ('<sr:Response xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4"><sr:Header>'
+            f'<sr:RequestID>{SUPPLIER}:{PPMID}:1</sr:RequestID><sr:ResponseCode>I99</sr:ResponseCode>'
+            '<sr:ResponseDateTime>2026-12-02T01:38:17.092Z</sr:ResponseDateTime></sr:Header><sr:Body><sr:ResponseMessage>'
+            '<sr:ServiceReference>11.2</sr:ServiceReference><sr:ServiceReferenceVariant>11.2</sr:ServiceReferenceVariant>'
+            '</sr:ResponseMessage></sr:Body></sr:Response>')
+    valid(good)
+    bad = [
+        good.replace("<sr:ResponseCode>I99</sr:ResponseCode><sr:ResponseDateTime>2026-12-02T01:38:17.092Z</sr:ResponseDateTime>",
+                     "<sr:ResponseDateTime>2026-12-02T01:38:17.092Z</sr:ResponseDateTime><sr:ResponseCode>I99</sr:ResponseCode>"),
+        good.replace(">I99<", ">E999<"),
+        good.replace("<sr:ServiceReference>11.2</sr:ServiceReference>", "<sr:ServiceReference>11.9</sr:ServiceReference>"),
+        good.replace("</sr:ResponseMessage>", "<sr:Unexpected/></sr:ResponseMessage>"),
+        good.replace(f"{SUPPLIER}:{PPMID}:1", f"{SUPPLIER}:{PPMID}:01"),
+    ]
+    for text in bad:
+        assert not duis_xsd.schema().validate(etree.fromstring(text.encode())), text
