@@ -97,6 +97,23 @@ import Testing
         }
     }
 
+    /// A response signed by DCC Boxed's own signing tool (Java XML-DSig): `readfw-response-resigned.xml`
+    /// in SmartDCCInnovation/dccboxed-signing-tool's test resources (commit e975f582), with the public
+    /// half of that tool's published DCC test key (`dsp-xml-sign-90B3D51F30000002-ds.key.pem`). Its
+    /// root declares two unused namespaces, so the digest matches only if the reference is
+    /// canonicalised inclusively, as duis.md section 3 says.
+    static let dccBoxedSigned = "<?xml version=\"1.0\" encoding=\"UTF-8\" standalone=\"no\"?><sr:Response xmlns:sr=\"http://www.dccinterface.co.uk/ServiceUserGateway\" xmlns:ns3=\"http://www.w3.org/2000/09/xmldsig#\" xmlns:ra=\"http://www.dccinterface.co.uk/ResponseAndAlert\" schemaVersion=\"5.4\"><sr:Header><sr:RequestID>90-B3-D5-1F-30-01-00-00:04-CD-15-00-FE-91-44-2A:1761857784919</sr:RequestID><sr:ResponseID>04-CD-15-00-FE-91-44-2A:90-B3-D5-1F-30-01-00-00:1761857784919</sr:ResponseID><sr:ResponseCode>I0</sr:ResponseCode><sr:ResponseDateTime>2025-10-30T20:56:25.804Z</sr:ResponseDateTime></sr:Header><sr:Body><sr:ResponseMessage><sr:ServiceReference>11.2</sr:ServiceReference><sr:ServiceReferenceVariant>11.2</sr:ServiceReferenceVariant><sr:GBCSPayload>3QAAAAAAAFURAAAAAN8JAgAAAZo26E3NCATNFQD+kUQqCJCz1R8wAAACABIAWZCz1R8wAQAAAAABmjboTFcR2iDoTc0AAAEJBAACAAABAQAApO39e11iD0WV3mqN</sr:GBCSPayload></sr:ResponseMessage></sr:Body><ds:Signature xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"/><ds:SignatureMethod Algorithm=\"http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256\"/><ds:Reference URI=\"\"><ds:Transforms><ds:Transform Algorithm=\"http://www.w3.org/2000/09/xmldsig#enveloped-signature\"/></ds:Transforms><ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha256\"/><ds:DigestValue>lthVhQEVHLQoCSZO8AasALnPzS5IxEu/nryE6pvDsnw=</ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue>6CpouVYmsjdIssmyv0nTK2xmr1fDbbS+0p0jAtdyyQt1niF6UoG+Qa00Bp618h2dNsHxzi8wyydR&#13;44omZ/wQWQ==</ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509IssuerSerial><ds:X509IssuerName>CN=Z1,OU=07</ds:X509IssuerName><ds:X509SerialNumber>20315062944123339095836004026371736578</ds:X509SerialNumber></ds:X509IssuerSerial></ds:X509Data></ds:KeyInfo></ds:Signature></sr:Response>"
+    static let dccBoxedPublicKey = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEdS2xVB2CrcRDjF+Ifm2PIacFhMyO\nhY7RQGhdZ7nBdZSkRM5TEmIdyhNR2YfNZWsCpL2V8sFPp+AGLSRyJTKt9Q==\n-----END PUBLIC KEY-----\n"
+
+    @Test func aResponseSignedByDCCBoxedsToolVerifies() throws {
+        let key = try P256.Signing.PublicKey(pemRepresentation: Self.dccBoxedPublicKey)
+        let named = try XMLSignature.verify(try root(Self.dccBoxedSigned), key: key)
+        #expect(named == XMLSignature.KeyName(issuer: "CN=Z1,OU=07", serial: "20315062944123339095836004026371736578"))
+        let changed = Self.dccBoxedSigned.replacingOccurrences(of: "<sr:ResponseCode>I0<", with: "<sr:ResponseCode>I99<")
+        #expect(throws: XMLSignature.Failure.self) { try XMLSignature.verify(try root(changed), key: key) }
+        #expect(throws: XMLSignature.Failure.self) { try XMLSignature.verify(try root(Self.dccBoxedSigned), key: try supplierKey()) }
+    }
+
     @Test func theReaderKeepsWhatCanonicalisationNeeds() throws {
         let document = try root("<p:a xmlns:p=\"urn:p\" xmlns=\"urn:d\" p:x=\"1\">one\r\n<b/>two\r<c>&#13;</c>three</p:a>")
         #expect(document.prefix == "p")
