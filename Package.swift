@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SMETSConfig", dependencies: ["SMETSCore"], swiftSettings: strict),
         // The properties the libFuzzer targets check (scripts/fuzz), shared with the test that replays
         // their fail cases and seeds.
-        .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig"],
+        .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSDUIS"],
                 swiftSettings: strict),
         // The DUIS front of the emulated DCC: a hardened XML reader, requests, responses, the order of
         // checks and the GBCS messages of the subset. No I/O.
@@ -103,10 +103,14 @@ let package = Package(
 if Context.environment["SMETSD_FUZZ"] != nil {
     let reached: Set<String> = ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSFuzz"]
     let fuzzTargets = ["han-stream", "zcl", "ota-image", "json", "jsonrpc", "lab-json", "model-json", "cpl-csv",
-                       "settings-json", "access-json"]
+                       "settings-json", "access-json", "duis-xml"]
+    // The DUIS reader and request parser without swift-crypto: only GBCS.swift (not fuzzed here) needs it.
+    let duisRequestSide = Target.target(name: "SMETSDUIS", dependencies: ["SMETSCore"],
+                                        sources: ["XMLReader.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift"],
+                                        swiftSettings: strict)
     package.dependencies = []
     package.products = fuzzTargets.map { .executable(name: "fuzz-\($0)", targets: ["fuzz-\($0)"]) }
-    package.targets = package.targets.filter { reached.contains($0.name) } + fuzzTargets.map { name in
+    package.targets = package.targets.filter { reached.contains($0.name) } + [duisRequestSide] + fuzzTargets.map { name in
         .executableTarget(name: "fuzz-\(name)", dependencies: ["SMETSFuzz"], path: "Sources/Fuzz/\(name)", swiftSettings: strict)
     }
 }
