@@ -48,8 +48,12 @@ public struct XMLAttribute: Hashable, Sendable {
     public var namespace: String?
     public var name: String
     public var value: String
-    /// The prefix as written (canonicalisation needs it).
+    /// The prefix as written (canonicalisation needs it; equality does not look at it).
     public var prefix: String? = nil
+
+    public static func == (a: XMLAttribute, b: XMLAttribute) -> Bool { a.namespace == b.namespace && a.name == b.name && a.value == b.value }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(namespace); hasher.combine(name); hasher.combine(value) }
 }
 
 /// A namespace declaration as written on a start tag; prefix "" is the default namespace.
@@ -83,6 +87,16 @@ public struct XMLElement: Hashable, Sendable {
 
     /// Whether the character data is only XML whitespace (mixed content is not DUIS).
     public var textIsBlank: Bool { text.utf8.allSatisfy(XMLReader.isSpace) }
+
+    /// Equal when the names, attributes, children and character data are: how the document spelled
+    /// them (prefixes, declarations, where the text stood) is kept for canonicalisation only.
+    public static func == (a: XMLElement, b: XMLElement) -> Bool {
+        a.namespace == b.namespace && a.name == b.name && a.attributes == b.attributes && a.text == b.text && a.children == b.children
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(namespace); hasher.combine(name); hasher.combine(attributes); hasher.combine(text); hasher.combine(children)
+    }
 }
 
 public enum XMLReader {
