@@ -79,6 +79,40 @@ struct DUISTrustSettingsTests {
         #expect(signer.serial == "1001")
     }
 
+    /// DCC Boxed's published DCC XML signing certificate (SmartDCCInnovation/dccboxed-signing-tool,
+    /// src/main/resources/dsp-xml-sign-90B3D51F30000002-ds.pem): an SMKI-style certificate whose
+    /// subject names its EUI in x500UniqueIdentifier. Serial and issuer as Python's `cryptography`
+    /// reads them: 50669612984035780968362471400449834504, CN=Z1,OU=07.
+    static let dccBoxedCertificate = """
+-----BEGIN CERTIFICATE-----
+MIIBgTCCASagAwIBAgIQJh6czECnj9E9g7zgfaz+CDAKBggqhkjOPQQDAjAaMQsw
+CQYDVQQLDAIwNzELMAkGA1UEAwwCWjEwIBcNMTgwMTAxMDAwMDAwWhgPMjExODAx
+MDEwMDAwMDBaMCIxDDAKBgNVBAsMAzEzNzESMBAGA1UELQMJAJCz1R8wAAACMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEy6L/kuNdeoI9d4E40kG8pFJmU7SxSjT0
+QusPUx/ubhvf58YPLd4W6KO/A/K7rqNW+Ng2uJJEuTkgXrJJdAcarqNEMEIwHQYD
+VR0gAQH/BBMwETAPBg0qhjoAAYSPuQ8BAgEEMBEGA1UdDgQKBAhCAIJI5BLfxjAO
+BgNVHQ8BAf8EBAMCB4AwCgYIKoZIzj0EAwIDSQAwRgIhANbCJxDXiUHG7ZYbZHm+
+sAhl1ctp853ifd1c9ps260NwAiEAiK3Dwf6rroFd2p0Rv9TceON2KINvNAAAA5QE
+XhPLQM0=
+-----END CERTIFICATE-----
+"""
+
+    @Test func anSMKICertificateBindsItsEUI() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("smetsd-smki-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let path = folder.appendingPathComponent("dcc.pem").path
+        try Self.dccBoxedCertificate.write(toFile: path, atomically: true, encoding: .utf8)
+        let (credentials, problems) = try Self.credentials(#"{"users": [{"eui": "90-B3-D5-1F-30-00-00-02", "roles": ["OU"], "certificate": "\#(path)"}]}"#)
+        #expect(problems.isEmpty, "\(problems)")
+        let key = try #require(credentials.users[EUI64(0x90B3_D51F_3000_0002)]?.key)
+        #expect(key.serial == "50669612984035780968362471400449834504")
+        #expect(key.issuer == "CN=Z1,OU=07")
+        #expect(key.subjectEUI == [0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x00, 0x00, 0x02])
+        let (_, mismatch) = try Self.credentials(#"{"users": [{"eui": "90-B3-D5-1F-30-01-00-00", "roles": ["OU"], "certificate": "\#(path)"}]}"#)
+        #expect(mismatch.contains { $0.contains("the certificate's x500UniqueIdentifier is not 90-B3-D5-1F-30-01-00-00") }, "\(mismatch)")
+    }
+
     @Test func aSigningCertificateOfAnotherKeyIsRefused() throws {
         let (credentials, problems) = try Self.credentials(#"""
             {"signingKey": "\#(Self.keys)dcc-xml-sign-TEST-private.pem", "signingCertificate": "\#(Self.keys)duis-supplier-TEST-cert.pem"}
