@@ -109,7 +109,7 @@ if Context.environment["SMETSD_FUZZ"] != nil {
                        "settings-json", "access-json", "duis-xml"]
     // The DUIS reader and request parser without swift-crypto: only GBCS.swift (not fuzzed here) needs it.
     let duisRequestSide = Target.target(name: "SMETSDUIS", dependencies: ["SMETSCore"],
-                                        sources: ["XMLReader.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift", "UTRN.swift"],
+                                        sources: ["XMLReader.swift", "XMLCanonical.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift", "UTRN.swift"],
                                         swiftSettings: strict)
     package.dependencies = []
     package.products = fuzzTargets.map { .executable(name: "fuzz-\($0)", targets: ["fuzz-\($0)"]) }

@@ -80,8 +80,14 @@ public final class Daemon: Sendable {
         let counter = ConnectionCounter()
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
         let access = AccessPolicy(configuration: lab.access)
-        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger)
-        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger)
+        let duisSigner = try DUISKeys.signer(lab.duisCredentials)
+        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger, signer: duisSigner)
+        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger,
+                                      trust: try DUISKeys.trustStore(lab.duisCredentials), signer: duisSigner)
+        if !lab.settings.duis.verifies {
+            logger.notice("DUIS signatures in lab mode: unsigned and placeholder-signed requests are accepted, roles and counters not checked",
+                          metadata: ["event": "duis.lab_signatures"])
+        }
         let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger, duis: duisService)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
