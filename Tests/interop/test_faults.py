@@ -7,6 +7,7 @@
 - a rule limited to one cluster leaves the others untouched;
 - a rule on one HAN link (its ID from han.links) leaves another link to the same device unimpaired;
 - a power cycle closes the device's links and announces it again (device.powerCycled);
+- clock.advance releases delayed answers due by the new time, in due order, without their timers;
 - malformed rules are refused with clear errors;
 - the same seed twice gives byte-identical captures, another seed another capture;
 - the capture of a hub's OTA transfer and a Change of Tenancy decodes in tshark with no malformed packet;
@@ -279,6 +280,27 @@ def test_a_rule_on_one_link_leaves_another_link_to_the_device_unimpaired(daemon)
         daemon.rpc("faults.clear")
         assert a.read(Basic, "sw_build_id") == "01020300"
         assert [link["id"] for link in daemon.rpc("han.links", {"device": P1_PPMID})["links"]] == [link_a]
+
+
+def test_clock_steps_release_delayed_answers_in_due_order(daemon):
+    # Three answers held 60 s, 20 s and 40 s: one delay rule per frame, each spent on that frame.
+    with HanLink(daemon.han_path) as link:
+        link.attach(P1_PPMID)
+        for tsn, delay in [(1, 60_000), (2, 20_000), (3, 40_000)]:
+            rule = daemon.rpc("faults.add", {"device": P1_PPMID, "kind": "delay", "delayMs": delay, "direction": "from", "limit": 1})
+            link.send_zcl(Basic.cluster_id, h.build_read_attributes([0x4000], tsn=tsn)[1])
+            deadline = time.monotonic() + 5
+            while not next(r for r in daemon.rpc("faults.list")["rules"] if r["id"] == rule["id"])["counters"]["expired"]:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+        with pytest.raises(TimeoutError):
+            link.recv_frame(timeout=0.5)
+        daemon.rpc("clock.advance", {"seconds": 30})  # past 20 s: frame 2 only
+        assert h.parse_zcl(Basic, link.recv_frame(timeout=2).data()[1]).header.tsn == 2
+        with pytest.raises(TimeoutError):
+            link.recv_frame(timeout=0.3)
+        daemon.rpc("clock.advance", {"seconds": 40})  # past 60 s: frames 3 then 1, without their timers
+        assert [h.parse_zcl(Basic, link.recv_frame(timeout=2).data()[1]).header.tsn for _ in range(2)] == [3, 1]
 
 
 def test_link_rules_are_refused_for_a_closed_link_and_for_kinds_about_the_device(daemon, smetsctl):  # noqa: F811
