@@ -16,6 +16,10 @@ public final class DUISService: Sendable {
     let settings: DUISSettings
     let outbox: DUISOutbox
     let logger: Logger
+    /// `verify` mode's users (E1, E2); nil in lab mode.
+    let trust: DUISTrustStore?
+    /// The DCC's response signer, when `duis.signingKey` is set.
+    let signer: DUISResponseSigner?
     /// Pre-commands handed out for CV 4, by RequestID, until CV 5/6 completes them.
     private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64, body: DUISBody)]>([:])
     /// Device pre-notifications (12.2) the DCC holds for devices not (yet) in the lab.
@@ -45,8 +49,11 @@ public final class DUISService: Sendable {
     static let preCommandMillis: Int64 = 3_600_000
     static let maxPreCommands = 10_000
 
-    public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger) {
+    public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger, trust: DUISTrustStore? = nil,
+                signer: DUISResponseSigner? = nil) {
         self.engine = engine; self.settings = settings; self.outbox = outbox; self.logger = logger
+        self.trust = settings.verifies ? trust : nil
+        self.signer = signer
     }
 
     /// A clock change may make future-dated work due (real time passing is the daemon's tick).
@@ -100,11 +107,15 @@ public final class DUISService: Sendable {
 
     static func plain(_ status: Int, _ text: String) -> Reply { Reply(status: status, contentType: "text/plain; charset=utf-8", body: text + "\n", then: nil) }
 
-    /// Handles one request document posted to `path`.
+    /// Handles one request document posted to `path`; the XML reply signed when a DCC key is set.
     public func handle(path: DUISServicePath, body: [UInt8]) -> Reply {
-        let request: DUISRequest
+        signed(respond(path: path, body: body))
+    }
+
+    func respond(path: DUISServicePath, body: [UInt8]) -> Reply {
+        let request: DUISRequest, document: XMLElement
         do {
-            request = try DUISParser.parse(body, limits: settings.xmlLimits)
+            (request, document) = try DUISParser.parseDocument(body, limits: settings.xmlLimits)
         } catch {
             let status = switch error.kind {
             case .tooLarge: 413
@@ -114,7 +125,11 @@ public final class DUISService: Sendable {
             log(.warning, "duis.refused", "DUIS request refused before the DUIS checks", ["http_status": "\(status)", "reason": error.kind.rawValue, "error": error.message, "path": path.rawValue])
             return Self.plain(status, "\(error.kind.rawValue): \(error.message)")
         }
-        if !request.signed || request.placeholderSignature {
+        if let trust {
+            // duis.md §8 step 2 (verify): the signer, then its counter.
+            if let refusal = trust.authenticate(request, document: document) { return refuse(request, refusal, now: engine.now()) }
+            if let refused = checkCounter(request, now: engine.now()) { return refused }
+        } else if !request.signed || request.placeholderSignature {
             log(.info, "duis.unsigned", "lab signatures: accepted a request \(request.signed ? "with the placeholder signature" : "without a signature")",
                 ["request_id": request.requestID.description])
         }
@@ -169,15 +184,17 @@ public final class DUISService: Sendable {
         }
     }
 
-    /// duis.md §8 steps 3 to 5 (step 2 is lab mode's: signatures are not verified).
+    /// duis.md §8 steps 3 to 6 (step 2, the signature, comes before; roles only in verify mode).
     func checks(_ request: DUISRequest, path: DUISServicePath) -> DUISRefusal? {
         if let refusal = DUISChecks.commandVariant(request, path: path) { return refusal }
         let lab = engine.lab
-        return DUISChecks.target(request, dccID: settings.dcc) { id in
+        let targetRefusal = DUISChecks.target(request, dccID: settings.dcc) { id in
             guard let device = engine.device(id) else { return nil }
             let hub = device.hub.flatMap { engine.device($0) }
             return TargetView(type: device.type, status: device.status, blocked: lab.dcc.interimMismatch(device, hubVersion: hub?.smetsVersion))
         }
+        if let targetRefusal { return targetRefusal }
+        return trust?.authorise(request)
     }
 
     func refuse(_ request: DUISRequest, _ refusal: DUISRefusal, now: Timestamp) -> Reply {

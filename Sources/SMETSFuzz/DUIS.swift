@@ -7,10 +7,11 @@ extension FuzzTarget {
     /// returns a tree or an error at an offset inside the input; the tight limits never accept what
     /// the default ones refuse, and read the same tree when both accept; an accepted tree keeps the
     /// limits (depth, elements, attributes); re-serialised with fresh prefixes and escaped text it
-    /// reads back as the same tree; DUISParser never accepts what the reader refuses.
+    /// reads back as the same tree, and so do its canonical forms; DUISParser never accepts what the
+    /// reader refuses.
     public static let duisXML = FuzzTarget(
         name: "duis-xml",
-        summary: "XMLReader under default and tight limits, serialize round trip; DUISParser.parse"
+        summary: "XMLReader under default and tight limits, serialize and C14N round trips; DUISParser.parse"
     ) { bytes in
         let tight = XMLLimits(maxBytes: 4096, maxDepth: 6, maxElements: 64, maxAttributes: 4)
         let tightTree: XMLElement?
@@ -34,6 +35,7 @@ extension FuzzTarget {
             if let failure = checkLimits(tree, limits: tight) { return failure }
         }
         if let failure = checkLimits(tree, limits: XMLLimits()) { return failure }
+        if let failure = checkCanonical(tree) { return failure }
         var writer = XMLTreeWriter()
         writer.write(tree)
         do throws(XMLError) {
