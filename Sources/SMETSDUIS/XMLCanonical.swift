@@ -85,12 +85,7 @@ public enum XMLCanonicalizer {
             out.append(UInt8(ascii: "\""))
         }
         // Attributes by namespace URI (none first), then local name, in code point order.
-        let attributes = element.attributes.sorted { a, b in
-            let (na, nb) = (a.namespace ?? "", b.namespace ?? "")
-            if na != nb { return na.utf8.lexicographicallyPrecedes(nb.utf8) }
-            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
-        }
-        for attribute in attributes {
+        for attribute in element.sortedAttributes {
             out.append(UInt8(ascii: " "))
             if let prefix = attribute.prefix { out.append(contentsOf: prefix.utf8); out.append(UInt8(ascii: ":")) }
             out.append(contentsOf: attribute.name.utf8)

@@ -88,14 +88,24 @@ public struct XMLElement: Hashable, Sendable {
     /// Whether the character data is only XML whitespace (mixed content is not DUIS).
     public var textIsBlank: Bool { text.utf8.allSatisfy(XMLReader.isSpace) }
 
-    /// Equal when the names, attributes, children and character data are: how the document spelled
-    /// them (prefixes, declarations, where the text stood) is kept for canonicalisation only.
+    /// Equal when the names, attributes (in any order, as XML has them), children and character data
+    /// are: how the document spelled them (prefixes, declarations, attribute order, where the text
+    /// stood) is kept for canonicalisation only.
     public static func == (a: XMLElement, b: XMLElement) -> Bool {
-        a.namespace == b.namespace && a.name == b.name && a.attributes == b.attributes && a.text == b.text && a.children == b.children
+        a.namespace == b.namespace && a.name == b.name && a.sortedAttributes == b.sortedAttributes && a.text == b.text && a.children == b.children
     }
 
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(namespace); hasher.combine(name); hasher.combine(attributes); hasher.combine(text); hasher.combine(children)
+        hasher.combine(namespace); hasher.combine(name); hasher.combine(sortedAttributes); hasher.combine(text); hasher.combine(children)
+    }
+
+    /// By namespace, then local name: the order Canonical XML writes them in.
+    var sortedAttributes: [XMLAttribute] {
+        attributes.sorted { a, b in
+            let (na, nb) = (a.namespace ?? "", b.namespace ?? "")
+            if na != nb { return na.utf8.lexicographicallyPrecedes(nb.utf8) }
+            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+        }
     }
 }
 
