@@ -114,7 +114,8 @@ public final class Daemon: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: limits.maxControlLineBytes)))
-                    try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter))
+                    try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter,
+                                                                                             eventBacklogLimit: limits.maxEventBacklogBytes))
                 }
             }
         let controlChannel: any Channel
@@ -197,8 +198,7 @@ public final class Daemon: Sendable {
         }
         let memory = MemoryReturn()
         repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-            let open = counter.current
-            pool.submit { _ in memory.check(connections: open.han + open.control) }  // a trim may take milliseconds
+            pool.submit { _ in memory.check() }  // a trim may take milliseconds: not on an event loop
         })
         // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
         let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)

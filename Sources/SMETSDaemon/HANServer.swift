@@ -10,29 +10,74 @@ import SMETSWire
 import Synchronization
 import SystemdKit
 
-/// The links attached to each device: every frame a device sends goes to all of them.
+/// One HAN link as the control API shows it (`han.links`): a rig learns its link's ID here, or from
+/// the `han.attached` event, to aim a fault rule at that link alone.
+struct HANLinkInfo: Sendable {
+    var id: Int
+    var device: EUI64
+    /// The rig's node EUI-64 from its HELLO (nil until the WELCOME is sent).
+    var rig: EUI64?
+    /// The rig process, from SO_PEERCRED (nil when it could not be read).
+    var peer: PeerCredentials?
+    var attachedAt: Timestamp
+}
+
+/// The links attached to each device: every frame a device sends goes to all of them. Each link has
+/// an ID, unique for the daemon's life (never reused, so a rule on a closed link never matches a new one).
 final class LinkRegistry: Sendable {
-    private let links = Mutex<[EUI64: [ObjectIdentifier: any Channel]]>([:])
+    struct Links {
+        var nextID = 0
+        var byDevice: [EUI64: [Int: any Channel]] = [:]
+        var info: [Int: HANLinkInfo] = [:]
+    }
 
-    /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`).
-    func attach(_ channel: any Channel, to device: EUI64, limit: Int) -> Bool {
+    private let links = Mutex(Links())
+
+    /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`);
+    /// returns the link's ID.
+    func attach(_ channel: any Channel, to device: EUI64, limit: Int, at time: Timestamp) -> Int? {
         links.withLock { links in
-            var attached = links[device, default: [:]]
-            guard attached.count < limit else { return false }
-            attached[ObjectIdentifier(channel)] = channel
-            links[device] = attached
-            return true
+            var attached = links.byDevice[device, default: [:]]
+            guard attached.count < limit else { return nil }
+            links.nextID += 1
+            attached[links.nextID] = channel
+            links.byDevice[device] = attached
+            links.info[links.nextID] = HANLinkInfo(id: links.nextID, device: device, attachedAt: time)
+            return links.nextID
         }
     }
 
-    func detach(_ channel: any Channel, from device: EUI64) {
+    /// Who is on the link, once the WELCOME is sent.
+    func describe(_ id: Int, rig: EUI64, peer: PeerCredentials?) {
         links.withLock { links in
-            links[device]?[ObjectIdentifier(channel)] = nil
-            if links[device]?.isEmpty == true { links[device] = nil }
+            links.info[id]?.rig = rig
+            links.info[id]?.peer = peer
         }
     }
 
-    func channels(of device: EUI64) -> [any Channel] { links.withLock { Array(($0[device] ?? [:]).values) } }
+    func detach(_ id: Int) {
+        links.withLock { links in
+            guard let device = links.info.removeValue(forKey: id)?.device else { return }
+            links.byDevice[device]?[id] = nil
+            if links.byDevice[device]?.isEmpty == true { links.byDevice[device] = nil }
+        }
+    }
+
+    func channels(of device: EUI64) -> [any Channel] { links.withLock { Array(($0.byDevice[device] ?? [:]).values) } }
+
+    /// The device's links with their IDs, in ID order (a frame's legs to its links pass the link rules in a stable order).
+    func identifiedChannels(of device: EUI64) -> [(id: Int, channel: any Channel)] {
+        links.withLock { ($0.byDevice[device] ?? [:]).sorted { $0.key < $1.key }.map { (id: $0.key, channel: $0.value) } }
+    }
+
+    func channel(_ id: Int) -> (any Channel)? {
+        links.withLock { links in links.info[id].flatMap { links.byDevice[$0.device]?[id] } }
+    }
+
+    func info(_ id: Int) -> HANLinkInfo? { links.withLock { $0.info[id] } }
+
+    /// Every open link, in ID order.
+    var all: [HANLinkInfo] { links.withLock { $0.info.values.sorted { $0.id < $1.id } } }
 }
 
 /// The HAN link server: `han.sock` for every device, plus a socket per lab device.
@@ -45,7 +90,7 @@ final class HANServer: Sendable {
     let settings: LiveSettings
     let access: AccessPolicy
     let logger: Logger
-    let links = LinkRegistry()
+    var links: LinkRegistry { engine.links }
     private let socketFiles = Mutex<[String]>([])
 
     init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: LiveSettings,
@@ -53,18 +98,24 @@ final class HANServer: Sendable {
         self.engine = engine; self.group = group; self.pool = pool; self.counter = counter; self.settings = settings
         self.access = access
         self.logger = logger
-        let links = self.links
+        let links = engine.links
         engine.setFrameSink { outgoing in
-            let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
-                                              clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
-                                              destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl))
-            if case .data(let data) = frame { engine.capture(data) }
-            let bytes = frame.encoded()
+            let data = outgoing.hanData
+            engine.capture(data)
+            let bytes = HANFrame.data(data).encoded()
             for channel in links.channels(of: outgoing.from) {
                 var buffer = channel.allocator.buffer(capacity: bytes.count)
                 buffer.writeBytes(bytes)
                 channel.writeAndFlush(buffer, promise: nil)
             }
+        }
+        // A frame's leg to one link, after that link's rules (captured once already, as the device sent it).
+        engine.setLinkSink { outgoing, link in
+            guard let channel = links.channel(link) else { return }
+            let bytes = HANFrame.data(outgoing.hanData).encoded()
+            var buffer = channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            channel.writeAndFlush(buffer, promise: nil)
         }
         // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
         // another emulated device may write).
@@ -74,6 +125,7 @@ final class HANServer: Sendable {
         engine.faults.setLinkDropper { device in
             for channel in links.channels(of: device) { channel.close(promise: nil) }
         }
+        engine.faults.setLinkCloser { id in links.channel(id)?.close(promise: nil) }
     }
 
     /// A removed device's links are told, each by its own link machine (ERROR 2 and the close).
@@ -140,6 +192,14 @@ final class HANServer: Sendable {
     }
 }
 
+extension OutgoingZCL {
+    /// The DATA frame a device's answer travels in.
+    var hanData: HANData {
+        HANData(source: from, destination: to, profileID: ZCLProfileID.smartEnergy, clusterID: cluster, sourceEndpoint: HANLink.deviceEndpoint,
+                destinationEndpoint: destinationEndpoint, zcl: zcl)
+    }
+}
+
 /// What `devices.remove` tells each link attached to the removed device, through its pipeline.
 struct HANDeviceRemoved: Sendable {
     let device: EUI64
@@ -158,6 +218,8 @@ final class HANChannelHandler: ChannelInboundHandler {
     let admitted: Bool
     private var machine: HANLinkMachine
     private var peer: PeerCredentials?
+    /// This link's ID once attached (``LinkRegistry``): fault rules may name it.
+    private var linkID: Int?
     private var helloTimer: Scheduled<Void>?
     /// The last reply queued on the blocking pool; later ones chain behind it.
     private var tail: EventLoopFuture<Void>?
@@ -237,16 +299,24 @@ final class HANChannelHandler: ChannelInboundHandler {
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):
             // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
-            let attached = !engine.refusesLink(to: device) && links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)
-            perform(machine.registered(attached), context: context)
-        case .detach(let device):
-            links.detach(context.channel, from: device)
+            if !engine.refusesLink(to: device) {
+                linkID = links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice, at: engine.now())
+            }
+            perform(machine.registered(linkID != nil), context: context)
+        case .detach:
+            if let linkID { links.detach(linkID) }
+            linkID = nil
         case .releaseAdmission:
             counter.release(.han)
         case .dispatch(let data, let device):
             dispatch(data, to: device, context: context)
         case .publishAttached(let device, let rig):
-            engine.events.publish(.hanAttached, device: device, time: engine.now(), data: ["rig": .string(rig.description)], level: .debug)
+            var data: [String: EventValue] = ["rig": .string(rig.description)]
+            if let linkID {
+                links.describe(linkID, rig: rig, peer: peer)
+                data["link"] = .int(Int64(linkID))
+            }
+            engine.events.publish(.hanAttached, device: device, time: engine.now(), data: data, level: .debug)
         case .publishAccessRefused(let caller):
             engine.events.publish(.accessRefused, time: engine.now(), data: [
                 "method": "han.attach", "role": .string(caller.role), "caller_uid": .string(caller.uid.map { String($0) } ?? "unknown"),
@@ -260,7 +330,7 @@ final class HANChannelHandler: ChannelInboundHandler {
         // let through later is handed back to this link's event loop, where its order is kept.
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl) { zcl in
+        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl, link: linkID) { zcl in
             var impaired = data
             impaired.zcl = zcl
             let received = impaired

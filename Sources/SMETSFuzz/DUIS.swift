@@ -46,7 +46,11 @@ extension FuzzTarget {
         } catch {
             return "the re-serialised tree does not parse (\(error)): \(writer.output)"
         }
-        _ = try? DUISParser.parse(bytes)
+        // The UTRN decoder behind 2.2 is total too, and what it accepts is within the token's range.
+        if let request = try? DUISParser.parse(bytes), case .topUp(let utrn) = request.body,
+           let token = try? UTRN.decode(utrn, requestCounter: request.requestID.counter), !(0...819_100).contains(token.pence) {
+            return "UTRN \(utrn) decodes to \(token.pence) pence, outside 13 bits of pounds"
+        }
         return nil
     }
 

@@ -14,5 +14,5 @@ struct HAN: ParsableCommand {
                   --from 00-DB-12-34-56-78-00-02 --to 00-DB-12-34-56-78-00-05 \\
                   --zcl 19010000010000002000000000FFFF0548656C6C6F
             """,
-        subcommands: [HANJoin.self, HANLeave.self, HANTopUp.self, HANTrace.self, HANSend.self, HANCapture.self])
+        subcommands: [HANJoin.self, HANLeave.self, HANTopUp.self, HANTrace.self, HANSend.self, HANCapture.self, HANLinks.self])
 }
