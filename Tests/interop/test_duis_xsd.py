@@ -5,6 +5,7 @@ firmware warnings and future-dated alerts. The signed variants (verify mode) are
 their signatures verified, in test_duis_signatures.py."""
 
 import base64
+import time
 from datetime import datetime, timedelta
 import xml.etree.ElementTree as ET
 
@@ -150,3 +151,30 @@ def test_the_schema_refuses_what_v54_refuses():
     ]
     for text in bad:
         assert not duis_xsd.schema().validate(etree.fromstring(text.encode())), text
+
+
+def test_top_up_registers_supplier_name_and_han_log_alert_are_valid(daemon):
+    """2.2, 4.1.1, 3.4 and 8.11, sync and async, and the unsolicited DeviceAlertMessage (8F12) the
+    HAN log change raises: every response smetsd kept is valid against the schema."""
+    chf, spare = "00-DB-12-34-56-78-00-01", "00-DB-12-34-56-78-00-07"
+    exchanges = [
+        (ESME, 7 << 32, "2.2", "2.2", "<sr:TopUpDevice><sr:UTRN>73951443011611684638</sr:UTRN></sr:TopUpDevice>"),
+        (ESME, 4101, "4.1", "4.1.1", "<sr:ReadInstantaneousImportRegisters/>"),
+        (ESME, 3401, "3.4", "3.4", "<sr:UpdateSupplierName><sr:SupplierName>Lab Energy</sr:SupplierName>"
+                                   "<sr:SupplierTelephoneNumber>0800 000 000</sr:SupplierTelephoneNumber></sr:UpdateSupplierName>"),
+        (chf, 8111, "8.11", "8.11", f"<sr:UpdateHANDeviceLog><sr:DeviceID>{spare}</sr:DeviceID><sr:RequestType>Remove</sr:RequestType></sr:UpdateHANDeviceLog>"),
+    ]
+    for target, number, reference, variant, body in exchanges:
+        assert code(valid(post(daemon, "/api/v1/serviceS", document(SUPPLIER, target, number, 1, reference, variant, body)))) == "I99", variant
+    for target, number, _, variant, _ in exchanges:
+        [answer] = kept(daemon, f"{SUPPLIER}:{target}:{number}")
+        assert code(valid(answer)) == "I0", variant
+    everything = []
+    for _ in range(100):
+        everything = [entry["xml"] for entry in daemon.rpc("duis.responses", {})["responses"]]
+        if any("DeviceAlertMessage" in xml for xml in everything):
+            break
+        time.sleep(0.05)
+    assert any("DeviceAlertMessage" in xml for xml in everything), "the 8F12 alert was kept"
+    for xml in everything:
+        valid(xml)
