@@ -327,4 +327,31 @@ public enum GBCS {
         let data: [UInt8] = [0x31, 0, 0, 0, 0] + sealed
         return [0xDA] + liid(counter) + [0x00, 0x00, 0x01] + protection + [0x09] + length(data.count) + data + [0x01, 0x03, 0x00]
     }
+
+    // MARK: commands for local delivery (CV 2)
+
+    /// CS01a command (gbcs.md §5.6): action class 115, 0-0:19.40.0.255, method 1, the UTRN's 20 digits.
+    public static func cs01aCommand(counter: UInt64, utrn: String) -> [UInt8] {
+        let digits = Array(utrn.utf8)
+        return [0xD9] + liid(counter) + [0x00, 0x01, 0x03, 0x00, 0x73, 0x00, 0x00, 0x13, 0x28, 0x00, 0xFF, 0x01, 0x01, 0x09] + length(digits.count) + digits
+    }
+
+    /// CS01b command (gbcs.md §5.6): a Consumer Top Up component of cluster 0705 (originating
+    /// device 00, the UTRN as an octet string).
+    public static func cs01bCommand(utrn: String) -> [UInt8] {
+        let digits = Array(utrn.utf8)
+        let frame: [UInt8] = [0x01, 0x00, 0x04, 0x00, UInt8(truncatingIfNeeded: digits.count)] + digits
+        return [0x01, 0x09, 0x01, 0x01, 0x07, 0x05] + be(UInt64(frame.count), bytes: 2) + frame
+    }
+
+    /// ECS17b command (gbcs.md §5.7): action class 30, 0-0:43.2.8.255, method 1 (get protected
+    /// attributes) of 0-0:94.44.34.10 attribute 2, with the protection parameters (counter, user, ESME).
+    public static func ecs17bCommand(counter: UInt64, user: EUI64, esme: EUI64) -> [UInt8] {
+        let objects: [UInt8] = [0x01, 0x01, 0x02, 0x05, 0x12, 0x00, 0x01, 0x09, 0x06, 0x00, 0x00, 0x5E, 0x2C, 0x22, 0x0A, 0x0F, 0x02, 0x12, 0x00, 0x00,
+                                0x02, 0x02, 0x16, 0x00, 0x00]
+        let protection: [UInt8] = [0x01, 0x01, 0x02, 0x02, 0x16, 0x02, 0x02, 0x05, 0x09, 0x09, 0x04] + be(counter, bytes: 8)
+            + [0x09, 0x08] + title(user) + [0x09, 0x08] + title(esme) + [0x09, 0x00]
+            + [0x02, 0x02, 0x16, 0x02, 0x02, 0x02, 0x09, 0x01, 0x02, 0x09, 0x00]
+        return [0xD9] + liid(counter) + [0x00, 0x01, 0x03, 0x00, 0x1E, 0x00, 0x00, 0x2B, 0x02, 0x08, 0xFF, 0x01, 0x01, 0x02, 0x02] + objects + protection
+    }
 }

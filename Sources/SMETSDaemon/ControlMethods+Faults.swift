@@ -86,6 +86,7 @@ extension ControlRouter {
             // The HAN links open now, with the IDs a link fault rule names.
             ControlMethod(name: "han.links") { params, _ in
                 let device = try params.eui("device")
+                if let device { _ = try engine.requireDevice(device) }
                 let links = engine.links.all.filter { link in device.map { $0 == link.device } ?? true }
                 return ["links": .array(links.map { link in
                     var object: [String: JSONValue] = [

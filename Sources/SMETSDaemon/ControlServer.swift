@@ -25,6 +25,9 @@ public final class ControlConnection: Sendable {
     private let unwritten = Atomic<Int>(0)
     /// Most unwritten event bytes a client may hold (`maxEventBacklogBytes`); responses always go.
     let backlogLimit: Int
+    /// What a queued write costs beside its buffer: NIO's pending-write entry, the promise and its
+    /// callback (measured: ten stalled subscribers held twice their counted payload without it).
+    static let perWriteOverhead = 512
 
     init(channel: any Channel, backlogLimit: Int) {
         self.channel = channel
@@ -40,7 +43,7 @@ public final class ControlConnection: Sendable {
     /// counted, and the count goes out as an `events.lost` notification once the backlog drains.
     func push(_ event: JSONRPCMessage) {
         let bytes = event.serializedLineBytes()
-        guard unwritten.load(ordering: .relaxed) + bytes.count <= backlogLimit else {
+        guard unwritten.load(ordering: .relaxed) + bytes.count + Self.perWriteOverhead <= backlogLimit else {
             droppedEvents.withLock { $0 += 1 }
             return
         }
@@ -54,7 +57,7 @@ public final class ControlConnection: Sendable {
     private func write(_ bytes: [UInt8]) {
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        let count = buffer.capacity  // what the backlog costs in memory, not only its payload
+        let count = buffer.capacity + Self.perWriteOverhead  // what the backlog costs in memory, not only its payload
         unwritten.add(count, ordering: .relaxed)
         // Completes when the bytes reach the socket, or fail with the channel: either way they are gone.
         let written = channel.eventLoop.makePromise(of: Void.self)

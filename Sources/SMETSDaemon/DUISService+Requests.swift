@@ -107,7 +107,9 @@ extension DUISService {
             return refuse(request, DUISRefusal(.noSuchDevice, "\(request.requestID.target) is not in the inventory"), now: now)
         }
         let gas = target.type == .gsme
-        let holder = gas ? engine.snapshot().devices.values.first { $0.premisesID == target.premisesID && $0.type == .gpf }?.id : target.id
+        // The premises index, not a scan of every device: a lab may hold 100,000 of them.
+        let snapshot = engine.snapshot()
+        let holder = gas ? snapshot.premises[target.premisesID]?.first { snapshot.devices[$0]?.type == .gpf } : target.id
         guard let holder else {
             return refuse(request, DUISRefusal(.deviceStatus, "\(target.id)'s premises has no GPF to hold its credit"), now: now)
         }
@@ -174,4 +176,22 @@ extension DUISService {
 
     /// gbcs.md §2.4: without the user's KA key, ECS17b is encrypted under an all-zero AES key.
     static let unknownUserKey = [UInt8](repeating: 0, count: 16)
+
+    /// CV 2 of 2.2 (CS01a to an ESME, CS01b to a GSME) and 4.1.1 (ECS17b, ESME): the command as the
+    /// DCC would send it over the WAN, user-originated with the RequestID counter. Nothing changes
+    /// here: the device answers the user, who returns its answer with 8.13.
+    func localCommandOfRequests(_ request: DUISRequest) -> (header: GBCS.Header, content: [UInt8])? {
+        guard let target = engine.device(request.requestID.target) else { return nil }
+        let user = request.requestID.originator, counter = request.requestID.counter
+        func header(_ code: GBCS.MessageCode) -> GBCS.Header {
+            GBCS.Header(cra: .command, counter: counter, originator: user, recipient: target.id, dateTime: nil, messageCode: code.rawValue)
+        }
+        switch (request.body, target.type) {
+        case (.topUp(let utrn), .esme): return (header(.cs01a), GBCS.cs01aCommand(counter: counter, utrn: utrn))
+        case (.topUp(let utrn), .gsme): return (header(.cs01b), GBCS.cs01bCommand(utrn: utrn))
+        case (.readInstantaneousImportRegisters, .esme): return (header(.ecs17b), GBCS.ecs17bCommand(counter: counter, user: user, esme: target.id))
+        default: return nil
+        }
+    }
 }
+

@@ -405,6 +405,7 @@ public final class DUISService: Sendable {
                 built = (header, [0xD9] + [0x20] + GBCS.be(counter & 0xFF_FFFF, bytes: 3) + [0x00, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0xFF, 0x02, 0x01, 0x00])
             }
         }
+        if built == nil { built = localCommandOfRequests(request) }
         guard let (header, content) = built else {
             log(.warning, "duis.refused", "local delivery not carried out", ["request_id": request.requestID.description, "reference": request.service.variant, "http_status": "501"])
             return Self.plain(501, "unsupported: command variant 2 (local delivery) of \(request.service.variant) is not carried out by smetsd yet (docs/duis.md)")

@@ -114,11 +114,13 @@ extension Engine {
     /// `fault.applied`: an event and one log line (a journald entry with RULE_ID, FAULT, ...) per fault done.
     func publishFault(_ application: FaultApplication, now: Timestamp) {
         let frame = application.frame
-        events.publish(.faultApplied, device: frame.device, time: now, data: [
+        var data: [String: EventValue] = [
             "rule_id": .int(Int64(application.ruleID)), "fault": .string(application.kind), "detail": .string(application.detail),
             "direction": .string(frame.direction.rawValue), "peer": .string(frame.peer.description),
             "cluster": .string(upperHex(frame.cluster, width: 4)), "zcl": .string(frame.zcl.map { upperHex($0, width: 2) }.joined()),
-        ], level: .notice, message: "fault applied")
+        ]
+        if let link = frame.link { data["link"] = .int(Int64(link)) }
+        events.publish(.faultApplied, device: frame.device, time: now, data: data, level: .notice, message: "fault applied")
     }
 
     /// Whether a new link to `device` is refused by a rule now (published as a fault when it is).

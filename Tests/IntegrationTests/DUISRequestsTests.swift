@@ -309,6 +309,26 @@ import Testing
 
         // To the gas side (GCS13a): parsed and checked, then 501.
         #expect(try send(socket, target: Self.gsme, counter: 7002, reference: "4.1", variant: "4.1.1", body: "<sr:ReadInstantaneousImportRegisters/>").status == 501)
+
+        // CV 2 (duis.md §6.12: RTDS sends 4.1.1 so too), and 2.2 likewise: I0 + LocalCommand with the
+        // command as it would go over the WAN, user-originated; nothing asynchronous, no credit moved.
+        let before = try credit(daemon, Self.esme)
+        for (counter, variant, body, code) in [(UInt64(7003), "4.1.1", "<sr:ReadInstantaneousImportRegisters/>", UInt16(0x0027)),
+                                               (UInt64(3) << 32, "2.2", "<sr:TopUpDevice><sr:UTRN>73946144332040217315</sr:UTRN></sr:TopUpDevice>", UInt16(0x0007))] {
+            let reply = try send(socket, target: Self.esme, counter: counter, reference: variant == "2.2" ? "2.2" : "4.1", variant: variant, body: body,
+                                 path: "/api/v1/serviceD", cv: 2)
+            #expect(duis.element("ResponseCode", in: reply.body) == "I0" && duis.element("ResponseID", in: reply.body) == nil)
+            let command = try GBCSMessage.read(try #require(Data(base64Encoded: duis.element("GBCSPayload", in: duis.element("LocalCommand", in: reply.body) ?? "") ?? "").map { [UInt8]($0) }))
+            #expect(command.wrapped && command.cra == 1 && command.counter == counter && command.messageCode == code && command.signature == [])
+            #expect(command.originator == euiBytes(Self.supplier) && command.recipient == euiBytes(Self.esme) && command.dateTime == nil)
+            // DLMS access-request: D9, LIID, no date-time, one action on class 001E (ECS17b) or 0073 (CS01a).
+            #expect(Array(command.content.prefix(9)) == [0xD9, 0x20] + Array(euiBytes8(counter).suffix(3)) + [0x00, 0x01, 0x03, 0x00])
+            #expect(command.content[9] == (code == 0x0027 ? 0x1E : 0x73))
+            if code == 0x0007 { #expect(Array(command.content.suffix(22)) == [0x09, 0x14] + Array("73946144332040217315".utf8)) }
+        }
+        usleep(300_000)
+        #expect(try daemon.call("duis.responses", ["requestID": .string("\(Self.supplier):\(Self.esme):\(UInt64(3) << 32)")])["responses"]?.arrayValue?.isEmpty == true)
+        #expect(try credit(daemon, Self.esme) == before)
     }
 }
 

@@ -218,6 +218,27 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text.filter { !$0.isWhitespace 
                 == hex("01 09 01 01 07 05 00 0D 09 00 03 00 F4 01 00 00 01 DC 05 00 00"))
         #expect(Array(GBCS.cs01bResponse(result: 2, value: 0, source: 1, credit: nil).suffix(4)) == [0xFF, 0xFF, 0xFF, 0xFF])
     }
+
+    /// `R:2.2_CS01a/CS01a_2.2_SUCCESS_COMMAND_GBCS.HEX` and `R:4.1.1_ECS17b/…SINGLE_SUCCESS_COMMAND…`
+    /// rebuilt byte for byte but the MAC: the commands CV 2 hands out for local delivery.
+    @Test func localCommandsAsRTDS() {
+        let topUp = GBCS.Header(cra: .command, counter: 3 << 32, originator: supplier, recipient: esme, dateTime: nil, messageCode: 0x0007)
+        let cs01a = GBCS.generalCiphering(GBCS.generalSigning(header: topUp, content: GBCS.cs01aCommand(counter: 3 << 32, utrn: "73946144332040217315"), signature: .none))
+        let cs01aSample = hex("""
+            DD0000000000005C1100000000DF090100000003000000000890B3D51F300100000800DB1234567890A00002000728D92000000000010300730000132800FF0101
+            09143733393436313434333332303430323137333135005D439FB5EF72197A2A924C32
+            """)
+        #expect(Array(cs01a.dropLast(12)) == Array(cs01aSample.dropLast(12)))
+        let read = GBCS.Header(cra: .command, counter: 1000, originator: supplier, recipient: esme, dateTime: nil, messageCode: 0x0027)
+        let ecs17b = GBCS.generalCiphering(GBCS.generalSigning(header: read, content: GBCS.ecs17bCommand(counter: 1000, user: supplier, esme: esme), signature: .none))
+        let ecs17bSample = hex("""
+            DD00000000000081951100000000DF090100000000000003E80890B3D51F300100000800DB1234567890A00002002761D9200003E8000103001E00002B0208FF01010202
+            01010205120001090600005E2C220A0F021200000202160000010102021602020509090400000000000003E8090890B3D51F30010000090800DB1234567890A009000202
+            16020202090102090000F08A88FCB4EEBECA47B71589
+            """)
+        #expect(Array(ecs17b.dropLast(12)) == Array(ecs17bSample.dropLast(12)))
+        #expect(GBCS.cs01bCommand(utrn: "73951443011611684638") == hex("01 09 01 01 07 05 00 19 01 00 04 00 14") + Array("73951443011611684638".utf8))
+    }
 }
 
 /// AES-128-GCM opening with GBCS's 12-byte tag (swift-crypto's SealedBox takes only 16): the

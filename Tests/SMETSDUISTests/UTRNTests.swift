@@ -19,6 +19,12 @@ import Testing
         #expect(Self.make(counter: 7, valueClass: 0, value: 500, mac: 0x1C2D_3E4F) == "73951443011611684638")
     }
 
+    /// The UTRN of `R:2.2_CS01a/CS01a_2.2_SUCCESS_COMMAND_GBCS.HEX`, sent with counter 3 << 32: £10, counter 3.
+    @Test func theRTDSTopUp() throws {
+        let utrn = try UTRN.decode("73946144332040217315", requestCounter: 3 << 32)
+        #expect(utrn.valueClass == .pounds && utrn.value == 10 && utrn.pence == 1000 && utrn.counter == 3)
+    }
+
     @Test func poundsAreHundredsOfPence() throws {
         let utrn = try UTRN.decode(Self.make(counter: 3, valueClass: 1, value: 20), requestCounter: 3 << 32)
         #expect(utrn.valueClass == .pounds && utrn.pence == 2000)

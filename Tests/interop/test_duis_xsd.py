@@ -5,11 +5,10 @@ firmware warnings and future-dated alerts. The signed variants (verify mode) are
 their signatures verified, in test_duis_signatures.py."""
 
 import base64
-import time
-from datetime import datetime, timedelta
-import xml.etree.ElementTree as ET
-
 import subprocess
+import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
 
 from lxml import etree
 
@@ -153,28 +152,41 @@ def test_the_schema_refuses_what_v54_refuses():
         assert not duis_xsd.schema().validate(etree.fromstring(text.encode())), text
 
 
-def test_top_up_registers_supplier_name_and_han_log_alert_are_valid(daemon):
-    """2.2, 4.1.1, 3.4 and 8.11, sync and async, and the unsolicited DeviceAlertMessage (8F12) the
-    HAN log change raises: every response smetsd kept is valid against the schema."""
-    chf, spare = "00-DB-12-34-56-78-00-01", "00-DB-12-34-56-78-00-07"
-    exchanges = [
-        (ESME, 7 << 32, "2.2", "2.2", "<sr:TopUpDevice><sr:UTRN>73951443011611684638</sr:UTRN></sr:TopUpDevice>"),
-        (ESME, 4101, "4.1", "4.1.1", "<sr:ReadInstantaneousImportRegisters/>"),
-        (ESME, 3401, "3.4", "3.4", "<sr:UpdateSupplierName><sr:SupplierName>Lab Energy</sr:SupplierName>"
-                                   "<sr:SupplierTelephoneNumber>0800 000 000</sr:SupplierTelephoneNumber></sr:UpdateSupplierName>"),
-        (chf, 8111, "8.11", "8.11", f"<sr:UpdateHANDeviceLog><sr:DeviceID>{spare}</sr:DeviceID><sr:RequestType>Remove</sr:RequestType></sr:UpdateHANDeviceLog>"),
-    ]
-    for target, number, reference, variant, body in exchanges:
-        assert code(valid(post(daemon, "/api/v1/serviceS", document(SUPPLIER, target, number, 1, reference, variant, body)))) == "I99", variant
-    for target, number, _, variant, _ in exchanges:
-        [answer] = kept(daemon, f"{SUPPLIER}:{target}:{number}")
-        assert code(valid(answer)) == "I0", variant
-    everything = []
-    for _ in range(100):
-        everything = [entry["xml"] for entry in daemon.rpc("duis.responses", {})["responses"]]
-        if any("DeviceAlertMessage" in xml for xml in everything):
-            break
-        time.sleep(0.05)
-    assert any("DeviceAlertMessage" in xml for xml in everything), "the 8F12 alert was kept"
-    for xml in everything:
-        valid(xml)
+def test_top_up_supplier_name_registers_and_han_log_are_valid_against_the_v54_schema(daemon):
+    """2.2, 3.4, 4.1.1 and 8.11: their acknowledgements, device responses, CV 2 LocalCommands, the
+    8.11 body-rule refusal (E081101) and the CHF's unsolicited 8F12 DeviceAlertMessage."""
+    hub, gsme = "00-DB-12-34-56-78-00-01", "00-DB-12-34-56-78-00-03"
+    counter = iter(range(20_000, 21_000))
+    async_ids = []
+
+    def send(path, target, cv, reference, variant, body, number=None):
+        number = number or next(counter)
+        root = valid(post(daemon, path, document(SUPPLIER, target, number, cv, reference, variant, body)))
+        if cv == 1 and code(root) == "I99":
+            async_ids.append(f"{SUPPLIER}:{target}:{number}")
+        return code(root)
+
+    top_up = "<sr:TopUpDevice><sr:UTRN>73951443011611684638</sr:UTRN></sr:TopUpDevice>"
+    assert send("/api/v1/serviceS", ESME, 1, "2.2", "2.2", top_up, number=7 << 32) == "I99"
+    assert send("/api/v1/serviceS", gsme, 1, "2.2", "2.2", top_up, number=(7 << 32) + 1) == "I99"
+    assert send("/api/v1/serviceD", ESME, 2, "2.2", "2.2", top_up) == "I0"
+    name = ("<sr:UpdateSupplierName><sr:SupplierName>Lab Energy Ltd</sr:SupplierName>"
+            "<sr:SupplierTelephoneNumber>0800 555 0199</sr:SupplierTelephoneNumber></sr:UpdateSupplierName>")
+    assert send("/api/v1/serviceS", ESME, 1, "3.4", "3.4", name) == "I99"
+    assert send("/api/v1/serviceS", gsme, 1, "3.4", "3.4", name) == "I99"
+    assert send("/api/v1/serviceS", ESME, 1, "4.1", "4.1.1", "<sr:ReadInstantaneousImportRegisters/>") == "I99"
+    assert send("/api/v1/serviceD", ESME, 2, "4.1", "4.1.1", "<sr:ReadInstantaneousImportRegisters/>") == "I0"
+    remove = f"<sr:UpdateHANDeviceLog><sr:DeviceID>{SPARE_PPMID}</sr:DeviceID><sr:RequestType>Remove</sr:RequestType></sr:UpdateHANDeviceLog>"
+    assert send("/api/v1/serviceS", hub, 1, "8.11", "8.11", remove) == "I99"
+    for request_id in async_ids:
+        [answer] = kept(daemon, request_id)
+        assert code(valid(answer)) == "I0", request_id
+    add = (f"<sr:UpdateHANDeviceLog><sr:DeviceID>{SPARE_PPMID}</sr:DeviceID><sr:RequestType>Add</sr:RequestType>"
+           "<sr:AddDeviceToCHFWhitelist><sr:JoinTimePeriod>300</sr:JoinTimePeriod><sr:InstallCode>8A31C2D4E5F60718</sr:InstallCode>"
+           "</sr:AddDeviceToCHFWhitelist></sr:UpdateHANDeviceLog>")
+    assert send("/api/v1/serviceS", hub, 1, "8.11", "8.11", add.replace("<sr:RequestType>Add", "<sr:RequestType>Remove")) == "E081101"
+    alerts = [entry["xml"] for entry in daemon.rpc("duis.responses", {})["responses"] if "DeviceAlertMessage" in entry["xml"]]
+    assert alerts
+    for alert in alerts:
+        root = valid(alert)
+        assert root.findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}AlertCode") == "8F12"

@@ -45,6 +45,9 @@ struct FaultAdd: ParsableCommand {
               powerCycle      it reboots (now, or once the window opens): RAM lost, flash kept
               hubUnreachable  frames between the device and its hub never arrive
 
+            With --link, a rule acts on that link's frames only (a disconnect closes that link); \
+            refuseLinks, powerCycle and hubUnreachable name a device.
+
             Example: a 10 % drop of the OTA cluster after the 100th Image Block Response, seeded:
               smetsctl fault add drop --device 00-DB-12-34-56-78-00-05 --probability 0.1 \\
                   --cluster 0019 --after 0019:05:100 --seed 42
