@@ -11,7 +11,7 @@ extension FuzzTarget {
     /// not, the HELLO timer fires, a device is removed, a reply is routed or finishes, the link closes.
     /// Properties, from han-link.md and what the server relies on: nothing is sent, dispatched, asked
     /// or registered once the link closed; every closing ERROR is followed by the close; WELCOME goes
-    /// out once, after the device took the link; DATA is dispatched only to the attached device's
+    /// out once, after the link was attached (and described) on the device; DATA is dispatched only to the attached device's
     /// endpoint; the HELLO timer is started once and cancelled only while running; what the link
     /// holds (admission, its place on a device, the timer) is given back exactly once when it closes.
     public static let hanLinkSequence = FuzzTarget(
@@ -99,12 +99,9 @@ struct LinkLedger {
                 switch frame {
                 case let .error(error): awaitingClose = error.code.closesConnection
                 case let .welcome(welcome):
-                    // registered(true) sends WELCOME: from here the link holds a place on the device.
                     welcomes += 1
                     if welcomes > 1 { return "WELCOME sent twice" }
-                    if welcome.device != pendingRegistration { return "WELCOME for \(welcome.device) before the device took the link" }
-                    registered = welcome.device
-                    pendingRegistration = nil
+                    if welcome.device != registered { return "WELCOME for \(welcome.device) before the link was attached to it" }
                 default: return "the daemon sent a \(frame.type) frame"
                 }
             case .close:
@@ -130,7 +127,11 @@ struct LinkLedger {
                 if device != registered { return "DATA dispatched to \(device), not the attached device" }
                 if data.destination != device || data.destinationEndpoint != HANLink.deviceEndpoint { return "DATA for \(data.destination) dispatched to \(device)" }
             case let .publishAttached(device, _):
-                if device != registered { return "attached to \(device) without a WELCOME" }
+                // registered(true): from here the link holds a place on the device, then WELCOME leaves.
+                if closed { return "attached after the close" }
+                if device != pendingRegistration { return "attached to \(device) without a registration" }
+                registered = device
+                pendingRegistration = nil
             case .publishAccessRefused: break
             }
         }
