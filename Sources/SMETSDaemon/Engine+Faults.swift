@@ -45,7 +45,7 @@ extension Engine {
     /// Passes one frame through the fault rules and carries out their outcome: `send` runs for each
     /// copy that goes out (now or later), never for a dropped frame. Call only when `faults.isActive`.
     func impair(device: EUI64, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8], send: @escaping FaultSend) {
-        let (now, premises) = state.withLock { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
         let frame = FaultFrame(device: device, premises: premises, peer: peer, direction: direction, cluster: cluster, zcl: zcl)
         let outcome = faults.change { $0.process(frame, payload: send, now: now) }
         carryOut(outcome.applied, emissions: outcome.emissions, now: now)
@@ -74,7 +74,7 @@ extension Engine {
     /// Whether a new link to `device` is refused by a rule now (published as a fault when it is).
     func refusesLink(to device: EUI64) -> Bool {
         guard faults.isActive else { return false }
-        let (now, premises) = state.withLock { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
         guard let id = faults.change({ $0.refusesLink(device: device, premises: premises, now: now) }) else { return false }
         let frame = FaultFrame(device: device, premises: premises, peer: device, direction: .toDevice, cluster: 0, zcl: [])
         publishFault(FaultApplication(ruleID: id, kind: "refuseLinks", detail: "link refused", frame: frame), now: now)
@@ -166,7 +166,7 @@ extension Engine {
     /// Frames a reorder rule releases from elsewhere go their own way.
     func impairNow(_ outgoing: OutgoingZCL, bytes: [UInt8]) -> [[UInt8]] {
         let arrived = Mutex<[[UInt8]]>([])
-        let (now, senderPremises, receiverPremises) = state.withLock {
+        let (now, senderPremises, receiverPremises) = state.read {
             ($0.clock.now(real: realNow()), $0.devices[outgoing.from]?.premisesID ?? "", $0.devices[outgoing.to]?.premisesID ?? "")
         }
         let sent = FaultFrame(device: outgoing.from, premises: senderPremises, peer: outgoing.to, direction: .fromDevice,

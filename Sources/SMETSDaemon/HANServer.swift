@@ -10,29 +10,90 @@ import SMETSWire
 import Synchronization
 import SystemdKit
 
+/// Where the frames of the device a link is attached to reach that link.
+///
+/// A frame written on the link's own event loop while its handler is in a read batch (between
+/// `channelRead` and `channelReadComplete`) is not flushed there: the handler flushes once when
+/// the batch ends, so the answers to every request one read brought leave in one write. Anything
+/// else is flushed at once.
+final class LinkOutput: Sendable {
+    let channel: any Channel
+    private let batch: NIOLoopBoundBox<Batch>
+
+    struct Batch {
+        var reading = false
+        var unflushed = false
+    }
+
+    /// Made on the link's event loop.
+    init(channel: any Channel) {
+        self.channel = channel
+        batch = NIOLoopBoundBox(Batch(), eventLoop: channel.eventLoop)
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        if channel.eventLoop.inEventLoop, batch.value.reading {
+            batch.value.unflushed = true
+            channel.write(buffer, promise: nil)
+        } else {
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+    }
+
+    /// Called by the link's handler on its event loop.
+    func beginRead() { batch.value.reading = true }
+
+    /// Ends the read batch; true when what it wrote is still to be flushed.
+    func endRead() -> Bool {
+        let unflushed = batch.value.unflushed
+        batch.value = Batch()
+        return unflushed
+    }
+}
+
 /// The links attached to each device: every frame a device sends goes to all of them.
+///
+/// Sharded by device, each shard with its own lock: the frame sink asks for every frame a device
+/// sends (the event loops' answers, a firmware push's thousands of frames), and links of different
+/// devices do not queue on one lock. A device's links are kept as an array, so asking for them
+/// copies nothing.
 final class LinkRegistry: Sendable {
-    private let links = Mutex<[EUI64: [ObjectIdentifier: any Channel]]>([:])
+    static let shardCount = 16
+
+    final class Shard: Sendable {
+        let links = Mutex<[EUI64: [LinkOutput]]>([:])
+    }
+
+    private let shards: [Shard] = (0..<LinkRegistry.shardCount).map { _ in Shard() }
+
+    private func shard(_ device: EUI64) -> Shard {
+        let bits = device.rawValue ^ (device.rawValue >> 29)
+        return shards[Int(truncatingIfNeeded: bits) & (Self.shardCount - 1)]
+    }
 
     /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`).
-    func attach(_ channel: any Channel, to device: EUI64, limit: Int) -> Bool {
-        links.withLock { links in
-            var attached = links[device, default: [:]]
+    func attach(_ output: LinkOutput, to device: EUI64, limit: Int) -> Bool {
+        shard(device).links.withLock { links in
+            var attached = links[device, default: []]
             guard attached.count < limit else { return false }
-            attached[ObjectIdentifier(channel)] = channel
+            if !attached.contains(where: { $0 === output }) { attached.append(output) }
             links[device] = attached
             return true
         }
     }
 
-    func detach(_ channel: any Channel, from device: EUI64) {
-        links.withLock { links in
-            links[device]?[ObjectIdentifier(channel)] = nil
+    func detach(_ output: LinkOutput, from device: EUI64) {
+        shard(device).links.withLock { links in
+            links[device]?.removeAll { $0 === output }
             if links[device]?.isEmpty == true { links[device] = nil }
         }
     }
 
-    func channels(of device: EUI64) -> [any Channel] { links.withLock { Array(($0[device] ?? [:]).values) } }
+    func outputs(of device: EUI64) -> [LinkOutput] { shard(device).links.withLock { $0[device] ?? [] } }
+
+    func channels(of device: EUI64) -> [any Channel] { outputs(of: device).map(\.channel) }
 }
 
 /// The HAN link server: `han.sock` for every device, plus a socket per lab device.
@@ -55,16 +116,18 @@ final class HANServer: Sendable {
         self.logger = logger
         let links = self.links
         engine.setFrameSink { outgoing in
-            let frame = HANFrame.data(HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
-                                              clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
-                                              destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl))
-            if case .data(let data) = frame { engine.capture(data) }
-            let bytes = frame.encoded()
-            for channel in links.channels(of: outgoing.from) {
-                var buffer = channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                channel.writeAndFlush(buffer, promise: nil)
-            }
+            // Links first: a frame no rig is attached to see (most of a firmware push) is encoded
+            // only when a capture wants it.
+            let outputs = links.outputs(of: outgoing.from)
+            let capturing = engine.captures.isActive
+            guard capturing || !outputs.isEmpty else { return }
+            let data = HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
+                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
+                               destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl)
+            if capturing { engine.capture(data) }
+            guard !outputs.isEmpty else { return }
+            let bytes = HANFrame.data(data).encoded()
+            for output in outputs { output.send(bytes) }
         }
         // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
         // another emulated device may write).
@@ -161,12 +224,17 @@ final class HANChannelHandler: ChannelInboundHandler {
     private var helloTimer: Scheduled<Void>?
     /// The last reply queued on the blocking pool; later ones chain behind it.
     private var tail: EventLoopFuture<Void>?
+    /// Where the attached device's frames reach this link (made when it registers).
+    private var output: LinkOutput?
+    /// Runs a delivery to one of our devices (an answer to another emulated device) where it may block.
+    private let deliverLater: @Sendable (@escaping @Sendable () -> Void) -> Void
 
     init(engine: Engine, pool: NIOThreadPool, counter: ConnectionCounter, links: LinkRegistry, settings: Settings,
          access: AccessPolicy, impliedDevice: EUI64?, admitted: Bool) {
         self.engine = engine; self.pool = pool; self.counter = counter; self.links = links
         self.access = access
         self.admitted = admitted
+        deliverLater = { [pool] work in pool.submit { _ in work() } }
         self.machine = HANLinkMachine(configuration: .init(
             impliedDevice: impliedDevice, maxFrameLength: settings.maxHANFrameBytes,
             helloTimeout: .seconds(settings.helloTimeoutSeconds), maxConnections: settings.maxHANConnections,
@@ -190,7 +258,14 @@ final class HANChannelHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        output?.beginRead()
         perform(machine.received(buffer.readableBytesView), context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One flush for every answer this read batch produced on the loop.
+        if output?.endRead() == true { context.flush() }
+        context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -237,10 +312,12 @@ final class HANChannelHandler: ChannelInboundHandler {
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):
             // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
-            let attached = !engine.refusesLink(to: device) && links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice)
+            let output = self.output ?? LinkOutput(channel: context.channel)
+            self.output = output
+            let attached = !engine.refusesLink(to: device) && links.attach(output, to: device, limit: machine.configuration.maxLinksPerDevice)
             perform(machine.registered(attached), context: context)
         case .detach(let device):
-            links.detach(context.channel, from: device)
+            if let output { links.detach(output, from: device) }
         case .releaseAdmission:
             counter.release(.han)
         case .dispatch(let data, let device):
@@ -272,29 +349,32 @@ final class HANChannelHandler: ChannelInboundHandler {
     private func deliver(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
         engine.capture(data)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
-        let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
         let rig = data.source, endpoint = data.sourceEndpoint
-        let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
-            replies.map { reply in
-                var reply = reply
-                if reply.to == rig { reply.destinationEndpoint = endpoint }
-                return reply
-            }
-        }
         let blocking = if case .blocking = handling { true } else { false }
         switch (machine.route(blocking: blocking), handling) {
         case (.emitNow, .now(let replies)):
-            // The request and its answers are traced together (one clock read, one trace lock).
-            let pool = self.pool
-            engine.emit(addressed(replies), answering: incoming, deliverLater: { work in pool.submit { _ in work() } })
+            // The request and its answers are traced together (one clock read). No closure or
+            // copy of the answers on this path, the HAN's hottest: it runs for every read.
+            let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
+            engine.emit(Self.addressed(replies, to: rig, endpoint: endpoint), answering: incoming, deliverLater: deliverLater)
         case (.enqueue, .now(let replies)):
             engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
-            enqueue({ addressed(replies) }, context: context)
+            enqueue({ Self.addressed(replies, to: rig, endpoint: endpoint) }, context: context)
         case (_, .blocking(let produce)):
             // The machine never routes blocking work to .emitNow.
             engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
-            enqueue({ addressed(produce()) }, context: context)
+            enqueue({ Self.addressed(produce(), to: rig, endpoint: endpoint) }, context: context)
+        }
+    }
+
+    /// The replies with those to `rig` sent to the endpoint it asked from (copied only when one differs).
+    private static func addressed(_ replies: [OutgoingZCL], to rig: EUI64, endpoint: UInt8) -> [OutgoingZCL] {
+        guard replies.contains(where: { $0.to == rig && $0.destinationEndpoint != endpoint }) else { return replies }
+        return replies.map { reply in
+            var reply = reply
+            if reply.to == rig { reply.destinationEndpoint = endpoint }
+            return reply
         }
     }
 
