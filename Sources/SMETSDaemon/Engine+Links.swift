@@ -83,8 +83,9 @@ final class FrameTraces: Sendable {
     func record(_ device: EUI64, _ frame: TracedFrame) {
         let shard = self.shard(device)
         let appended = shard.rings.withLock { rings -> Bool in
-            guard rings[device] != nil else { return false }
-            rings[device]?.append(frame)
+            // One hash of the key, and the ring changed where it is stored.
+            guard let index = rings.index(forKey: device) else { return false }
+            rings.values[index].append(frame)
             return true
         }
         if !appended { start(device, with: frame, in: shard) }

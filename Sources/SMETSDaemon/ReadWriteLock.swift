@@ -29,11 +29,15 @@ final class ReadWriteLock<Value: Sendable>: @unchecked Sendable {
         value.deallocate()
     }
 
-    /// Reads under the shared lock: other readers go on meanwhile.
-    func read<Result>(_ body: (Value) throws -> Result) rethrows -> Result {
+    /// Reads under the shared lock: other readers go on meanwhile. `body` must only read.
+    ///
+    /// The value is handed over in place (`inout`), because a borrowed parameter made the compiler
+    /// copy the whole value out of the pointer first: for the engine's state, a retain and a
+    /// release of every map it holds, some 1,400 instructions per HAN round trip (callgrind).
+    func read<Result>(_ body: (inout Value) throws -> Result) rethrows -> Result {
         pthread_rwlock_rdlock(lock)
         defer { pthread_rwlock_unlock(lock) }
-        return try body(value.pointee)
+        return try body(&value.pointee)
     }
 
     /// Reads or changes under the exclusive lock.
