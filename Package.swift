@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "SMETSConfig", dependencies: ["SMETSCore"], swiftSettings: strict),
         // The properties the libFuzzer targets check (scripts/fuzz), shared with the test that replays
         // their fail cases and seeds.
-        .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig"],
+        .target(name: "SMETSFuzz", dependencies: ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSDUIS"],
                 swiftSettings: strict),
         // The DUIS front of the emulated DCC: a hardened XML reader, requests, responses, the order of
         // checks and the GBCS messages of the subset. No I/O.
@@ -48,6 +48,8 @@ let package = Package(
         ], swiftSettings: strict),
         // libsystemd, as a system library.
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        // glibc's <malloc.h>: heap statistics and malloc_trim, for giving freed memory back.
+        .systemLibrary(name: "CMalloc"),
         // The Swift face of libsystemd: notify, socket activation, watchdog, journald logging.
         .target(name: "SystemdKit", dependencies: [
             "CSystemd",
@@ -59,7 +61,7 @@ let package = Package(
         .target(name: "SMETSClient", dependencies: ["SMETSRPC"], swiftSettings: strict),
         // The running system: device runtimes, HAN and control servers, scheduler, access control.
         .target(name: "SMETSDaemon", dependencies: [
-            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSDUIS", "SMETSRPC", "SMETSConfig", "SMETSStore", "SystemdKit",
+            "SMETSCore", "SMETSWire", "SMETSDevices", "SMETSDCC", "SMETSDUIS", "SMETSRPC", "SMETSConfig", "SMETSStore", "SystemdKit", "CMalloc",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
@@ -90,9 +92,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ], swiftSettings: strict),
         .testTarget(name: "SMETSFuzzTests", dependencies: ["SMETSFuzz"], swiftSettings: strict),
-        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "SMETSDUISTests", dependencies: ["SMETSDUIS", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: strict),
         .testTarget(name: "SMETSRPCTests", dependencies: ["SMETSRPC"], swiftSettings: strict),
-        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore"], swiftSettings: strict),
+        .testTarget(name: "IntegrationTests", dependencies: ["SMETSClient", "SMETSRPC", "SMETSWire", "SMETSCore", .product(name: "Crypto", package: "swift-crypto")],
+                    swiftSettings: strict),
     ]
 )
 
@@ -103,10 +106,16 @@ let package = Package(
 if Context.environment["SMETSD_FUZZ"] != nil {
     let reached: Set<String> = ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSFuzz"]
     let fuzzTargets = ["han-stream", "zcl", "ota-image", "json", "jsonrpc", "lab-json", "model-json", "cpl-csv",
-                       "settings-json", "access-json"]
+                       "settings-json", "access-json", "duis-xml", "han-link-sequence"]
+    // The DUIS reader, canonicaliser and request parser without swift-crypto: GBCS, XMLSignature and
+    // DUISTrust (not fuzzed here) need it.
+    let duisRequestSide = Target.target(name: "SMETSDUIS", dependencies: ["SMETSCore"],
+                                        exclude: ["DUISResponse.swift", "GBCS.swift", "DUISTrust.swift", "XMLSignature.swift"],
+                                        sources: ["XMLReader.swift", "XMLCanonical.swift", "DUISParser.swift", "DUISRequest.swift", "DUISCatalog.swift", "UTRN.swift"],
+                                        swiftSettings: strict)
     package.dependencies = []
     package.products = fuzzTargets.map { .executable(name: "fuzz-\($0)", targets: ["fuzz-\($0)"]) }
-    package.targets = package.targets.filter { reached.contains($0.name) } + fuzzTargets.map { name in
+    package.targets = package.targets.filter { reached.contains($0.name) } + [duisRequestSide] + fuzzTargets.map { name in
         .executableTarget(name: "fuzz-\(name)", dependencies: ["SMETSFuzz"], path: "Sources/Fuzz/\(name)", swiftSettings: strict)
     }
 }

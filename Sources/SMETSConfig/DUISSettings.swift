@@ -1,3 +1,4 @@
+import Foundation
 import SMETSCore
 
 /// The `duis` object of smetsd.json: the DUIS front's listener, limits, DCC identity and where
@@ -29,13 +30,25 @@ public struct DUISSettings: Sendable, Codable, Hashable {
     public var keptResponses = 1000
     /// And for at most this many seconds.
     public var keptResponseSeconds = 3600
-    /// "lab": unsigned or placeholder-signed requests accepted (and logged). "verify" is not implemented yet.
+    /// "lab": unsigned or placeholder-signed requests accepted (and logged). "verify": each request's
+    /// XML signature checked against its originator's key in `users` (E1), roles enforced (E2),
+    /// RequestID counters increasing per originator (E1), responses signed with `signingKey`.
     public var signatures = "lab"
+    /// The DUIS users (the trust store): originator EUI-64, roles, and its certificate or public key.
+    public var users: [DUISUserSetting] = []
+    /// The DCC's XML signing key (PEM, P-256 private key), relative to the devices folder. When set,
+    /// every DUIS response is signed with it; `verify` requires it.
+    public var signingKey: String?
+    /// The certificate of `signingKey` (PEM), named in each response's KeyInfo by issuer and serial.
+    public var signingCertificate: String?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case tcp, maxBodyBytes, maxDepth, maxElements, maxAttributes, maxConnections, dccID, receiveResponseURL, receiveResponseURLs
-        case deliveryAttempts, deliveryBackoffMillis, keptResponses, keptResponseSeconds, signatures
+        case deliveryAttempts, deliveryBackoffMillis, keptResponses, keptResponseSeconds, signatures, users, signingKey, signingCertificate
     }
+
+    /// Whether requests' signatures, roles and counters are checked (`signatures: "verify"`).
+    public var verifies: Bool { signatures == "verify" }
 
     public init() {}
 
@@ -61,6 +74,9 @@ public struct DUISSettings: Sendable, Codable, Hashable {
         keptResponses = try c.decodeIfPresent(Int.self, forKey: .keptResponses) ?? d.keptResponses
         keptResponseSeconds = try c.decodeIfPresent(Int.self, forKey: .keptResponseSeconds) ?? d.keptResponseSeconds
         signatures = try c.decodeIfPresent(String.self, forKey: .signatures) ?? d.signatures
+        users = try c.decodeIfPresent([DUISUserSetting].self, forKey: .users) ?? []
+        signingKey = try c.decodeIfPresent(String.self, forKey: .signingKey)
+        signingCertificate = try c.decodeIfPresent(String.self, forKey: .signingCertificate)
     }
 
     public var dcc: EUI64 { EUI64(dccID) ?? EUI64(0x90B3_D51F_3000_0002) }
@@ -95,10 +111,29 @@ public struct DUISSettings: Sendable, Codable, Hashable {
         if tcp != nil && tcpAddress.map({ !(1...65535).contains($0.port) || $0.host.isEmpty }) ?? true {
             found.append("duis.tcp: '\(tcp ?? "")' must be host:port, such as 127.0.0.1:8079")
         }
-        if signatures == "verify" {
-            found.append("duis.signatures: verify is not implemented yet (XML signatures are not checked); use lab")
-        } else if signatures != "lab" {
-            found.append("duis.signatures: '\(signatures)' must be lab (verify is not implemented yet)")
+        if signatures != "lab" && signatures != "verify" {
+            found.append("duis.signatures: '\(signatures)' must be lab or verify")
+        }
+        if verifies && users.isEmpty {
+            found.append("duis.users: verify needs at least one user (eui, roles, certificate); see docs/duis.md, \"Signatures\"")
+        }
+        if verifies && signingKey == nil {
+            found.append("duis.signingKey: verify signs responses, so it needs the DCC's signing key (the shipped test key is keys/dcc-xml-sign-TEST-private.pem)")
+        }
+        if signingCertificate != nil && signingKey == nil { found.append("duis.signingCertificate: set only with duis.signingKey") }
+        var seen: Set<EUI64> = []
+        for (index, user) in users.enumerated() {
+            let name = "duis.users[\(index)]"
+            if let eui = EUI64(user.eui) {
+                if !seen.insert(eui).inserted { found.append("\(name).eui: \(user.eui) is listed twice") }
+            } else {
+                found.append("\(name).eui: '\(user.eui)' is not an EUI-64 such as 90-B3-D5-1F-30-01-00-00")
+            }
+            if user.roles.isEmpty { found.append("\(name).roles: list at least one of \(DUISUserSetting.roleNames.joined(separator: ", "))") }
+            for role in user.roles where !DUISUserSetting.roleNames.contains(role) {
+                found.append("\(name).roles: '\(role)' is none of \(DUISUserSetting.roleNames.joined(separator: ", "))")
+            }
+            if user.certificate.isEmpty { found.append("\(name).certificate: name a PEM certificate or public key file") }
         }
         for (key, url) in receiveResponseURLs {
             if EUI64(key) == nil { found.append("duis.receiveResponseURLs: '\(key)' is not an EUI-64") }
@@ -108,6 +143,89 @@ public struct DUISSettings: Sendable, Codable, Hashable {
             found.append("duis.receiveResponseURL: '\(url)' is neither http://host:port/path nor a Unix socket path")
         }
         return found
+    }
+}
+
+/// One DUIS user of the trust store: the originator EUI-64 of its RequestIDs (its signing
+/// certificate's), its roles, and its certificate or P-256 public key (PEM, relative to the devices folder).
+public struct DUISUserSetting: Sendable, Codable, Hashable {
+    public var eui: String
+    public var roles: [String]
+    public var certificate: String
+
+    /// duis.md §6: import/export supplier, gas supplier, electricity distributor, gas transporter,
+    /// registered supplier agent, other user.
+    public static let roleNames = ["IS", "ES", "GS", "ED", "GT", "RSA", "OU"]
+
+    enum CodingKeys: String, CodingKey, CaseIterable { case eui, roles, certificate }
+
+    public init(eui: String, roles: [String], certificate: String) { self.eui = eui; self.roles = roles; self.certificate = certificate }
+
+    public init(from decoder: any Decoder) throws {
+        let unknown = try decoder.container(keyedBy: Settings.AnyKey.self).allKeys.map(\.stringValue).filter { CodingKeys(stringValue: $0) == nil }.sorted()
+        if let first = unknown.first {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath + [Settings.AnyKey(first)],
+                                                    debugDescription: "unknown key in a DUIS user; it is none of eui, roles, certificate (see docs/settings.md)"))
+        }
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        eui = try c.decode(String.self, forKey: .eui)
+        roles = try c.decode([String].self, forKey: .roles)
+        certificate = try c.decode(String.self, forKey: .certificate)
+    }
+}
+
+/// The trust store and the DCC's signing key, read from the files `DUISSettings` names.
+public struct DUISCredentials: Sendable, Hashable {
+    public struct User: Sendable, Hashable {
+        public var eui: EUI64
+        public var roles: [String]
+        public var key: X509Key
+    }
+    public var users: [EUI64: User] = [:]
+    /// The DCC's private key, PEM (parsed by the daemon, which has the crypto), and its certificate.
+    public var signingKeyPEM: String?
+    public var signingCertificate: X509Key?
+
+    public init() {}
+
+    /// Reads the files under `base`; each unreadable or unusable one is a problem naming the key.
+    public static func load(_ settings: DUISSettings, base: URL, problems: inout [String]) -> DUISCredentials {
+        var credentials = DUISCredentials()
+        func read(_ path: String, _ name: String) -> String? {
+            let full = path.hasPrefix("/") ? path : base.appendingPathComponent(path).path
+            guard let data = FileManager.default.contents(atPath: full), let text = String(data: data, encoding: .utf8) else {
+                problems.append("\(name): cannot read \(full)")
+                return nil
+            }
+            return text
+        }
+        for (index, user) in settings.users.enumerated() {
+            guard let eui = EUI64(user.eui), !user.certificate.isEmpty, let pem = read(user.certificate, "duis.users[\(index)].certificate") else { continue }
+            do {
+                let key = try X509Key(pem: pem)
+                // The identity binding (duis.md §3): an SMKI certificate names its organisation's EUI.
+                if let named = key.subjectEUI, named.reduce(UInt64(0), { $0 << 8 | UInt64($1) }) != eui.rawValue {
+                    problems.append("duis.users[\(index)].certificate: the certificate's x500UniqueIdentifier is not \(user.eui)")
+                }
+                credentials.users[eui] = User(eui: eui, roles: user.roles, key: key)
+            } catch {
+                problems.append("duis.users[\(index)].certificate: \(user.certificate): \(error.message)")
+            }
+        }
+        if let path = settings.signingKey, let pem = read(path, "duis.signingKey") {
+            do {
+                _ = try PEM.decode(pem, labels: ["PRIVATE KEY", "EC PRIVATE KEY"])
+                credentials.signingKeyPEM = pem
+            } catch {
+                problems.append("duis.signingKey: \(path): \(error.message)")
+            }
+        }
+        if let path = settings.signingCertificate, let pem = read(path, "duis.signingCertificate") {
+            do { credentials.signingCertificate = try X509Key(pem: pem) } catch {
+                problems.append("duis.signingCertificate: \(path): \(error.message)")
+            }
+        }
+        return credentials
     }
 }
 

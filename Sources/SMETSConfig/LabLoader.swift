@@ -9,6 +9,8 @@ public struct LabSnapshot: Sendable {
     public var cpl: CPL
     public var settings: Settings
     public var access: AccessConfiguration
+    /// The DUIS trust store and the DCC's signing key, read from the files `settings.duis` names.
+    public var duisCredentials = DUISCredentials()
     public var regime: CPLRegime { definition.cplRegime }
 }
 
@@ -62,9 +64,13 @@ public enum LabLoader {
 
         let settings = optional("smetsd.json", in: base, default: Settings(), problems: &problems) { $0.problems() }
         let access = optional("access.json", in: base, default: AccessConfiguration(), problems: &problems) { $0.problems() }
+        var credentialProblems: [String] = []
+        let credentials = DUISCredentials.load(settings.duis, base: base, problems: &credentialProblems)
+        problems += credentialProblems.map { "\(base.appendingPathComponent("smetsd.json").path): \($0)" }
 
         guard problems.isEmpty else { throw LabLoadError(problems: problems) }
-        return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings, access: access)
+        return LabSnapshot(directory: base.path, definition: definition, models: models, cpl: cpl, settings: settings, access: access,
+                           duisCredentials: credentials)
     }
 
     /// An optional JSON file of the devices folder: `fallback` when absent, else the decoded value,

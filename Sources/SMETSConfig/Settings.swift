@@ -18,6 +18,9 @@ public struct Settings: Sendable, Codable, Hashable {
     public var maxControlConnections = 256
     /// Longest JSON-RPC line accepted on the control socket.
     public var maxControlLineBytes = 1 << 20
+    /// Event bytes a control client may leave unread before further events are dropped for it (and
+    /// counted in an `events.lost` notification): what a stalled subscriber can cost in memory.
+    public var maxEventBacklogBytes = 1 << 20
     /// Most premises one `lab.generate` may add.
     public var maxGeneratePremises = 100_000
     /// Days of consumption history a display keeps (older days roll off).
@@ -47,7 +50,7 @@ public struct Settings: Sendable, Codable, Hashable {
     /// The keys of `smetsd.json`, in the order of docs/settings.md.
     public enum CodingKeys: String, CodingKey, CaseIterable, Sendable {
         case maxHANFrameBytes, maxHANConnections, maxLinksPerDevice, helloTimeoutSeconds, maxPerDeviceSockets
-        case maxControlConnections, maxControlLineBytes, maxGeneratePremises, historyDays, maxImageBytes
+        case maxControlConnections, maxControlLineBytes, maxEventBacklogBytes, maxGeneratePremises, historyDays, maxImageBytes
         case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
         case imagesDirectory, maxUploadBytes, storageProbeSeconds
         case maxFaultRules
@@ -75,6 +78,7 @@ public struct Settings: Sendable, Codable, Hashable {
         maxPerDeviceSockets = try c.decodeIfPresent(Int.self, forKey: .maxPerDeviceSockets) ?? defaults.maxPerDeviceSockets
         maxControlConnections = try c.decodeIfPresent(Int.self, forKey: .maxControlConnections) ?? defaults.maxControlConnections
         maxControlLineBytes = try c.decodeIfPresent(Int.self, forKey: .maxControlLineBytes) ?? defaults.maxControlLineBytes
+        maxEventBacklogBytes = try c.decodeIfPresent(Int.self, forKey: .maxEventBacklogBytes) ?? defaults.maxEventBacklogBytes
         maxGeneratePremises = try c.decodeIfPresent(Int.self, forKey: .maxGeneratePremises) ?? defaults.maxGeneratePremises
         historyDays = try c.decodeIfPresent(Int.self, forKey: .historyDays) ?? defaults.historyDays
         maxImageBytes = try c.decodeIfPresent(Int.self, forKey: .maxImageBytes) ?? defaults.maxImageBytes
@@ -101,6 +105,7 @@ public struct Settings: Sendable, Codable, Hashable {
         check("maxPerDeviceSockets", maxPerDeviceSockets, 0...10_000)
         check("maxControlConnections", maxControlConnections, 1...10_000)
         check("maxControlLineBytes", maxControlLineBytes, 1024...(64 << 20))
+        check("maxEventBacklogBytes", maxEventBacklogBytes, (16 << 10)...(1 << 30))
         check("maxGeneratePremises", maxGeneratePremises, 1...1_000_000)
         check("historyDays", historyDays, 1...3650)
         check("maxImageBytes", maxImageBytes, 1024...(256 << 20))
@@ -202,6 +207,7 @@ extension Settings {
         case .maxPerDeviceSockets: .of(\.maxPerDeviceSockets, .restart)  // the per-device sockets are bound at start
         case .maxControlConnections: .of(\.maxControlConnections, .live)
         case .maxControlLineBytes: .of(\.maxControlLineBytes, .live)
+        case .maxEventBacklogBytes: .of(\.maxEventBacklogBytes, .live)  // for connections opened after the reload
         case .maxGeneratePremises: .of(\.maxGeneratePremises, .live)
         case .historyDays: .of(\.historyDays, .live)
         case .maxImageBytes: .of(\.maxImageBytes, .live)

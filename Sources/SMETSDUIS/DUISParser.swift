@@ -7,9 +7,14 @@ public enum DUISParser {
     public static let acceptedSchemaVersions: Set<String> = ["5.0", "5.1", "5.2", "5.3", "5.4"]
 
     public static func parse(_ bytes: [UInt8], limits: XMLLimits = XMLLimits()) throws(DUISRequestError) -> DUISRequest {
+        try parseDocument(bytes, limits: limits).request
+    }
+
+    /// The request and the tree it was read from (what its XML signature covers).
+    public static func parseDocument(_ bytes: [UInt8], limits: XMLLimits = XMLLimits()) throws(DUISRequestError) -> (request: DUISRequest, document: XMLElement) {
         let root: XMLElement
         do { root = try XMLReader.parse(bytes, limits: limits) } catch { throw DUISRequestError(error) }
-        return try request(root)
+        return (try request(root), root)
     }
 
     static func request(_ root: XMLElement) throws(DUISRequestError) -> DUISRequest {

@@ -98,6 +98,13 @@ public struct DUISResponse: Hashable, Sendable {
                      dateTime: time, body: .responseMessage(reference: request.serviceReference, variant: request.service.variant, content: content))
     }
 
+    /// An unsolicited device alert (duis.md §4): only a ResponseID, `<device>:<user>:<alert counter>`.
+    public static func deviceAlert(schemaVersion: String, device: EUI64, user: EUI64, counter: UInt64, at time: Timestamp,
+                                   alertCode: String, payload: [UInt8]) -> DUISResponse {
+        DUISResponse(schemaVersion: schemaVersion, requestID: nil, responseID: RequestID(originator: device, target: user, counter: counter), code: .success,
+                     dateTime: time, body: .deviceAlert(alertCode: alertCode, payload: payload))
+    }
+
     public var xml: String {
         var out = #"<?xml version="1.0" encoding="UTF-8"?>"#
         out += #"<sr:Response xmlns:sr="\#(DUISNamespace.serviceUserGateway)" schemaVersion="\#(schemaVersion)"><sr:Header>"#

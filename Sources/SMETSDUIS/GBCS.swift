@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import SMETSCore
 
 /// GBCS messages as smetsd's devices and DCC put them in DUIS `GBCSPayload`s (gbcs.md): the
@@ -12,6 +13,7 @@ public enum GBCS {
         case cs03a1 = 0x000D, cs03a2 = 0x00AB, cs03b = 0x000E, cs03c = 0x00AF, cs04ac = 0x000F, cs04b = 0x0010
         case ecs12 = 0x0022, gcs09 = 0x0072, cs01a = 0x0007, cs01b = 0x0097, ecs17b = 0x0027, gcs13a = 0x0074
         case cs07 = 0x0013, ccs06 = 0x010F, ccs01 = 0x0001, ccs02 = 0x0002
+        case ecs16 = 0x0025, gcs44 = 0x0088, cs14Alert = 0x0018
 
         /// Responses to these are bare, device-signed DF blocks (gbcs.md §2.3).
         public var criticalResponse: Bool { [.cs06, .cs03a1, .cs03a2, .cs03c, .cs04ac].contains(self) }
@@ -234,5 +236,122 @@ public enum GBCS {
         var list: [UInt8] = []
         for (eui, type) in entries { list += sequence([0x04, 0x08] + title(eui) + [0x02, 0x01, type.rawValue]) }
         return sequence([0x02, 0x01, 0x00] + sequence(list))
+    }
+
+    // MARK: 2.2, 3.4, 4.1.1, 8.11 (gbcs.md §5.6, §5.7, §5.9)
+
+    /// CS01b response (GSME, through the GPF): a Consumer Top Up Response component of cluster
+    /// 0705: result (0 accepted, 1 invalid, 2 duplicate, 3 error), value (int32), source, credit
+    /// remaining (int32, `FFFFFFFF` when refused), ZCL fields little-endian.
+    public static func cs01bResponse(result: UInt8, value: Int32, source: UInt8, credit: Int32?) -> [UInt8] {
+        func le(_ v: Int32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: UInt32(bitPattern: v) >> (8 * UInt32($0))) } }
+        let frame: [UInt8] = [0x09, 0x00, 0x03, result] + le(value) + [source] + (credit.map(le) ?? [0xFF, 0xFF, 0xFF, 0xFF])
+        return [0x01, 0x09, 0x01, 0x01, 0x07, 0x05] + be(UInt64(frame.count), bytes: 2) + frame
+    }
+
+    /// ECS16 response (ESME): the two sets (supplier name, supplier telephone number), each with
+    /// null data and its result. gbcs.md gives no sample; the form is §5.0's set response [E].
+    public static func ecs16Response(counter: UInt64, result: UInt8) -> [UInt8] {
+        [0xDA] + liid(counter) + [0x00, 0x00, 0x02, 0x00, 0x00, 0x02, 0x02, result, 0x02, result]
+    }
+
+    /// GCS44 response (GSME): a Write Attributes Response component of cluster 0708 (Device
+    /// Management) with one status (00: every attribute written). No sample in gbcs.md [E].
+    public static func gcs44Response(status: UInt8) -> [UInt8] {
+        [0x01, 0x09, 0x01, 0x01, 0x07, 0x08, 0x00, 0x04, 0x08, 0x00, 0x04, status]
+    }
+
+    /// CCS01 response: the register action, then the two sets (join timeout, joining enabled),
+    /// each with null data. RTDS success `03 00 02 00 02 00`; its error `03 00 02 01 02 FA`.
+    public static func ccs01Response(counter: UInt64, results: (action: UInt8, timeout: UInt8, enable: UInt8)) -> [UInt8] {
+        [0xDA] + liid(counter) + [0x00, 0x00, 0x03, 0x00, 0x00, 0x00, 0x03, 0x03, results.action, 0x02, results.timeout, 0x02, results.enable]
+    }
+
+    /// One entry of a CHF's device log as CCS07 and CS14 carry it: the device and the hash of
+    /// its Trust Centre link key (nil: no link key yet, `09 00`).
+    public struct CHFLogKey: Sendable, Hashable {
+        public var device: EUI64
+        public var linkKeyHash: [UInt8]?
+        public init(device: EUI64, linkKeyHash: [UInt8]?) { self.device = device; self.linkKeyHash = linkKeyHash }
+    }
+
+    /// The CS14 alert content (8F12, CHF Device Log Changed): a DLMS data-notification whose body
+    /// is CCS07's backup of the device log: `02 03 | 09 0C <read time> | 09 08 <extended PAN ID> |
+    /// 01 n {02 02 09 08 <EUI> 09 10 <hash> | 09 00}`.
+    public static func cs14Alert(counter: UInt64, time: Timestamp, panID: UInt64, entries: [CHFLogKey]) -> [UInt8] {
+        var log: [UInt8] = [0x01] + length(entries.count)
+        for entry in entries {
+            log += [0x02, 0x02, 0x09, 0x08] + title(entry.device)
+            if let hash = entry.linkKeyHash { log += [0x09] + length(hash.count) + hash } else { log += [0x09, 0x00] }
+        }
+        let body: [UInt8] = [0x02, 0x03, 0x09, 0x0C] + dlmsDateTime(time) + [0x09, 0x08] + be(panID, bytes: 8) + log
+        return [0x0F] + liid(counter) + [0x00, 0x02, 0x03, 0x12, 0x8F, 0x12, 0x09, 0x0C] + dlmsDateTime(time) + body
+    }
+
+    /// An ESME's import registers (ECS17b plaintext): active import (Wh), reactive import (varh)
+    /// and, on a twin-element meter, the secondary active import.
+    public struct ImportRegisters: Sendable, Hashable {
+        public var activeWh: UInt32
+        public var reactiveVarh: UInt32
+        public var secondaryActiveWh: UInt32?
+        public init(activeWh: UInt32, reactiveVarh: UInt32, secondaryActiveWh: UInt32? = nil) {
+            self.activeWh = activeWh; self.reactiveVarh = reactiveVarh; self.secondaryActiveWh = secondaryActiveWh
+        }
+
+        /// `02 01 02 04|05 | 06 <active> 02 02 0F 00 16 1E | 06 <reactive> 02 02 0F 00 16 20 [| 06 <secondary>]`.
+        public var plaintext: [UInt8] {
+            var out: [UInt8] = [0x02, 0x01, 0x02, secondaryActiveWh == nil ? 0x04 : 0x05]
+            out += [0x06] + be(UInt64(activeWh), bytes: 4) + [0x02, 0x02, 0x0F, 0x00, 0x16, 0x1E]
+            out += [0x06] + be(UInt64(reactiveVarh), bytes: 4) + [0x02, 0x02, 0x0F, 0x00, 0x16, 0x20]
+            if let secondary = secondaryActiveWh { out += [0x06] + be(UInt64(secondary), bytes: 4) }
+            return out
+        }
+    }
+
+    /// ECS17b payload encryption (gbcs.md §2.2): AES-128-GCM, IV = the response's originator title
+    /// ‖ `00 00 00 00`, AAD `31`, the 12-byte tag appended. Returns ciphertext ‖ tag.
+    public static func ecs17bEncrypt(_ plaintext: [UInt8], key: [UInt8], originator: EUI64) throws -> [UInt8] {
+        let nonce = try AES.GCM.Nonce(data: title(originator) + [0, 0, 0, 0])
+        let sealed = try AES.GCM.seal(plaintext, using: SymmetricKey(data: key), nonce: nonce, authenticating: [0x31])
+        return Array(sealed.ciphertext) + Array(sealed.tag.prefix(12))
+    }
+
+    /// ECS17b response (gbcs.md §5.7): the protection parameters (command counter, ESME and user
+    /// titles), then the protected registers (`31 00000000` ‖ ciphertext ‖ tag), result `01 03 00`.
+    /// `sealed` is ``ecs17bEncrypt(_:key:originator:)``'s output; nil answers the failure form.
+    public static func ecs17bResponse(counter: UInt64, esme: EUI64, user: EUI64, sealed: [UInt8]?) -> [UInt8] {
+        guard let sealed else { return dlmsActionResponse(counter: counter, result: 1) }
+        let protection: [UInt8] = [0x02, 0x02, 0x01, 0x01, 0x02, 0x02, 0x16, 0x02, 0x02, 0x05, 0x09, 0x09, 0x04] + be(counter, bytes: 8)
+            + [0x09, 0x08] + title(esme) + [0x09, 0x08] + title(user) + [0x09, 0x00]
+            + [0x02, 0x02, 0x16, 0x02, 0x02, 0x02, 0x09, 0x01, 0x02, 0x09, 0x00]
+        let data: [UInt8] = [0x31, 0, 0, 0, 0] + sealed
+        return [0xDA] + liid(counter) + [0x00, 0x00, 0x01] + protection + [0x09] + length(data.count) + data + [0x01, 0x03, 0x00]
+    }
+
+    // MARK: commands for local delivery (CV 2)
+
+    /// CS01a command (gbcs.md §5.6): action class 115, 0-0:19.40.0.255, method 1, the UTRN's 20 digits.
+    public static func cs01aCommand(counter: UInt64, utrn: String) -> [UInt8] {
+        let digits = Array(utrn.utf8)
+        return [0xD9] + liid(counter) + [0x00, 0x01, 0x03, 0x00, 0x73, 0x00, 0x00, 0x13, 0x28, 0x00, 0xFF, 0x01, 0x01, 0x09] + length(digits.count) + digits
+    }
+
+    /// CS01b command (gbcs.md §5.6): a Consumer Top Up component of cluster 0705 (originating
+    /// device 00, the UTRN as an octet string).
+    public static func cs01bCommand(utrn: String) -> [UInt8] {
+        let digits = Array(utrn.utf8)
+        let frame: [UInt8] = [0x01, 0x00, 0x04, 0x00, UInt8(truncatingIfNeeded: digits.count)] + digits
+        return [0x01, 0x09, 0x01, 0x01, 0x07, 0x05] + be(UInt64(frame.count), bytes: 2) + frame
+    }
+
+    /// ECS17b command (gbcs.md §5.7): action class 30, 0-0:43.2.8.255, method 1 (get protected
+    /// attributes) of 0-0:94.44.34.10 attribute 2, with the protection parameters (counter, user, ESME).
+    public static func ecs17bCommand(counter: UInt64, user: EUI64, esme: EUI64) -> [UInt8] {
+        let objects: [UInt8] = [0x01, 0x01, 0x02, 0x05, 0x12, 0x00, 0x01, 0x09, 0x06, 0x00, 0x00, 0x5E, 0x2C, 0x22, 0x0A, 0x0F, 0x02, 0x12, 0x00, 0x00,
+                                0x02, 0x02, 0x16, 0x00, 0x00]
+        let protection: [UInt8] = [0x01, 0x01, 0x02, 0x02, 0x16, 0x02, 0x02, 0x05, 0x09, 0x09, 0x04] + be(counter, bytes: 8)
+            + [0x09, 0x08] + title(user) + [0x09, 0x08] + title(esme) + [0x09, 0x00]
+            + [0x02, 0x02, 0x16, 0x02, 0x02, 0x02, 0x09, 0x01, 0x02, 0x09, 0x00]
+        return [0xD9] + liid(counter) + [0x00, 0x01, 0x03, 0x00, 0x1E, 0x00, 0x00, 0x2B, 0x02, 0x08, 0xFF, 0x01, 0x01, 0x02, 0x02] + objects + protection
     }
 }

@@ -48,6 +48,18 @@ public struct XMLAttribute: Hashable, Sendable {
     public var namespace: String?
     public var name: String
     public var value: String
+    /// The prefix as written (canonicalisation needs it; equality does not look at it).
+    public var prefix: String? = nil
+
+    public static func == (a: XMLAttribute, b: XMLAttribute) -> Bool { a.namespace == b.namespace && a.name == b.name && a.value == b.value }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(namespace); hasher.combine(name); hasher.combine(value) }
+}
+
+/// A namespace declaration as written on a start tag; prefix "" is the default namespace.
+public struct XMLNamespaceDeclaration: Hashable, Sendable {
+    public var prefix: String
+    public var uri: String
 }
 
 /// An element: its expanded name, attributes, child elements and the character data directly in it.
@@ -57,6 +69,17 @@ public struct XMLElement: Hashable, Sendable {
     public var attributes: [XMLAttribute]
     public var children: [XMLElement]
     public var text: String
+    /// The prefix of the element's name as written.
+    public var prefix: String? = nil
+    /// The namespace declarations on its start tag, in document order.
+    public var declarations: [XMLNamespaceDeclaration] = []
+    /// The character data in document order around the children: `texts[i]` comes before
+    /// `children[i]`, the last after the last child (so `texts.count == children.count + 1`);
+    /// `text` is their concatenation. Canonical XML needs the interleaving.
+    public var texts: [String] = [""]
+    /// On the root: whether the document holds a processing instruction (other than the XML
+    /// declaration). Canonical XML keeps them; smetsd's canonicaliser refuses such documents.
+    public var hasProcessingInstruction = false
 
     public func attribute(_ name: String, namespace: String? = nil) -> String? {
         attributes.first { $0.name == name && $0.namespace == namespace }?.value
@@ -64,6 +87,26 @@ public struct XMLElement: Hashable, Sendable {
 
     /// Whether the character data is only XML whitespace (mixed content is not DUIS).
     public var textIsBlank: Bool { text.utf8.allSatisfy(XMLReader.isSpace) }
+
+    /// Equal when the names, attributes (in any order, as XML has them), children and character data
+    /// are: how the document spelled them (prefixes, declarations, attribute order, where the text
+    /// stood) is kept for canonicalisation only.
+    public static func == (a: XMLElement, b: XMLElement) -> Bool {
+        a.namespace == b.namespace && a.name == b.name && a.sortedAttributes == b.sortedAttributes && a.text == b.text && a.children == b.children
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(namespace); hasher.combine(name); hasher.combine(sortedAttributes); hasher.combine(text); hasher.combine(children)
+    }
+
+    /// By namespace, then local name: the order Canonical XML writes them in.
+    var sortedAttributes: [XMLAttribute] {
+        attributes.sorted { a, b in
+            let (na, nb) = (a.namespace ?? "", b.namespace ?? "")
+            if na != nb { return na.utf8.lexicographicallyPrecedes(nb.utf8) }
+            return a.name.utf8.lexicographicallyPrecedes(b.name.utf8)
+        }
+    }
 }
 
 public enum XMLReader {
@@ -95,6 +138,7 @@ public enum XMLReader {
         let limits: XMLLimits
         var index = 0
         var elements = 0
+        var instructions = 0
 
         init(bytes: [UInt8], limits: XMLLimits) { self.bytes = bytes; self.limits = limits }
 
@@ -130,6 +174,7 @@ public enum XMLReader {
                 index += 2
                 try skip(past: "?>", what: "processing instruction")
                 try checkDeclaration(bytes[start..<index])
+                if !Self.isXMLDeclaration(bytes[start..<index]) { instructions += 1 }
                 return true
             }
             if starts(with: "<!DOCTYPE") || starts(with: "<!doctype") {
@@ -139,6 +184,11 @@ public enum XMLReader {
                 throw fail(.doctype, "a markup declaration is not accepted: DUIS documents carry no DTD")
             }
             return false
+        }
+
+        static func isXMLDeclaration(_ text: ArraySlice<UInt8>) -> Bool {
+            let head = Array(text.prefix(6))
+            return head.count == 6 && head[0..<5].elementsEqual("<?xml".utf8) && XMLReader.isSpace(head[5])
         }
 
         /// The XML declaration may name only UTF-8.
@@ -163,10 +213,13 @@ public enum XMLReader {
                 break
             }
             guard bytes[index] == UInt8(ascii: "<") else { throw fail(.notWellFormed, "text before the root element") }
-            let root = try element()
+            var root = try element()
             while true {
                 skipSpace()
-                if index >= bytes.count { return root }
+                if index >= bytes.count {
+                    root.hasProcessingInstruction = instructions > 0
+                    return root
+                }
                 if try miscellany() { continue }
                 throw fail(.notWellFormed, "content after the root element")
             }
@@ -204,6 +257,12 @@ public enum XMLReader {
                     try reference(into: &out)
                 } else if attribute && byte == UInt8(ascii: "<") {
                     throw fail(.notWellFormed, "'<' in an attribute value")
+                } else if byte == 0x0D {
+                    // Line ends are normalised before anything else (XML 1.0 §2.11): CR LF and a
+                    // lone CR are one LF (a space in an attribute); `&#13;` stays a CR.
+                    if index + 1 < bytes.count, bytes[index + 1] == 0x0A { index += 1; continue }
+                    out.append(attribute ? 0x20 : 0x0A)
+                    index += 1
                 } else {
                     // Attribute values are normalised: each whitespace character becomes a space.
                     out.append(attribute && XMLReader.isSpace(byte) ? 0x20 : byte)
@@ -282,12 +341,20 @@ public enum XMLReader {
         func open(_ tag: (qname: ArraySlice<UInt8>, attributes: [(ArraySlice<UInt8>, String)], empty: Bool),
                   parentScope: [String: String]) throws(XMLError) -> OpenElement {
             var scope = parentScope
+            var declarations: [XMLNamespaceDeclaration] = []
             for (rawName, value) in tag.attributes {
                 let (prefix, local) = Self.split(rawName)
-                if prefix == nil && local == "xmlns" { scope[""] = value }
+                if prefix == nil && local == "xmlns" {
+                    scope[""] = value
+                    declarations.append(XMLNamespaceDeclaration(prefix: "", uri: value))
+                }
                 if prefix == "xmlns" {
                     guard !value.isEmpty else { throw fail(.namespace, "the prefix '\(local)' cannot be undeclared") }
+                    guard local != "xmlns", local != "xml" || value == XMLReader.xmlNamespace else {
+                        throw fail(.namespace, "the prefix '\(local)' cannot be declared")
+                    }
                     scope[local] = value
+                    declarations.append(XMLNamespaceDeclaration(prefix: local, uri: value))
                 }
             }
             let (prefix, local) = Self.split(tag.qname)
@@ -311,17 +378,21 @@ public enum XMLReader {
                     }
                     attributeNamespace = bound
                 }
-                attributes.append(XMLAttribute(namespace: attributeNamespace, name: attributeLocal, value: value))
+                guard !attributes.contains(where: { $0.namespace == attributeNamespace && $0.name == attributeLocal }) else {
+                    throw fail(.namespace, "the attribute '\(attributeLocal)' appears twice in one namespace")
+                }
+                attributes.append(XMLAttribute(namespace: attributeNamespace, name: attributeLocal, value: value, prefix: attributePrefix))
             }
             return OpenElement(prefix: prefix, qname: tag.qname,
-                               element: XMLElement(namespace: namespace, name: local, attributes: attributes, children: [], text: ""), scope: scope)
+                               element: XMLElement(namespace: namespace, name: local, attributes: attributes, children: [], text: "",
+                                                   prefix: prefix, declarations: declarations, texts: []), scope: scope)
         }
 
         /// One element and everything in it, without recursion: the depth limit bounds the stack.
         mutating func element() throws(XMLError) -> XMLElement {
             let rootTag = try startTag(depth: 1)
             let root = try open(rootTag, parentScope: [:])
-            if rootTag.empty { return root.element }
+            if rootTag.empty { var element = root.element; element.texts = [""]; return element }
             var stack: [OpenElement] = [root]
             var text: [UInt8] = []
             while true {
@@ -335,7 +406,18 @@ public enum XMLReader {
                     index += 9
                     let start = index
                     try skip(past: "]]>", what: "CDATA section")
-                    text.append(contentsOf: bytes[start..<index - 3])
+                    // Line ends normalised here too (CR LF, lone CR -> LF).
+                    var position = start
+                    while position < index - 3 {
+                        let byte = bytes[position]
+                        if byte == 0x0D {
+                            if position + 1 < index - 3, bytes[position + 1] == 0x0A { position += 1; continue }
+                            text.append(0x0A)
+                        } else {
+                            text.append(byte)
+                        }
+                        position += 1
+                    }
                     continue
                 }
                 if try miscellany() { continue }
@@ -349,19 +431,25 @@ public enum XMLReader {
                     guard done.qname.elementsEqual(closing) else {
                         throw fail(.notWellFormed, "</\(String(decoding: closing, as: UTF8.self))> closes <\(String(decoding: done.qname, as: UTF8.self))>")
                     }
-                    done.element.text += String(decoding: text, as: UTF8.self)
+                    let tail = String(decoding: text, as: UTF8.self)
+                    done.element.text += tail
+                    done.element.texts.append(tail)
                     text = []
                     if stack.isEmpty { return done.element }
                     stack[stack.count - 1].element.children.append(done.element)
                     continue
                 }
                 // A child opens: the parent keeps the text met so far.
-                stack[stack.count - 1].element.text += String(decoding: text, as: UTF8.self)
+                let before = String(decoding: text, as: UTF8.self)
+                stack[stack.count - 1].element.text += before
+                stack[stack.count - 1].element.texts.append(before)
                 text = []
                 let tag = try startTag(depth: stack.count + 1)
                 let child = try open(tag, parentScope: stack[stack.count - 1].scope)
                 if tag.empty {
-                    stack[stack.count - 1].element.children.append(child.element)
+                    var element = child.element
+                    element.texts = [""]
+                    stack[stack.count - 1].element.children.append(element)
                 } else {
                     stack.append(child)
                 }

@@ -12,7 +12,7 @@ public final class AccessPolicy: Sendable {
     public static let rigMethods: Set<String> = publicMethods.union([
         "devices.list", "devices.get", "han.send", "han.trace", "han.topUp", "display.settings", "clock.get",
         "events.subscribe", "events.unsubscribe", "firmware.version",
-        "faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture", "duis.responses",
+        "faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture", "han.links", "duis.responses",
     ])
     /// Methods a MAP or a manufacturer may call; the data they see is scoped to their own assets.
     public static let assetMethods: Set<String> = publicMethods.union(["assets.list", "assets.get"])

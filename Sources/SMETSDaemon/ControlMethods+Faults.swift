@@ -10,7 +10,8 @@ extension ControlRouter {
         [
             ControlMethod(name: "faults.add") { params, _ in
                 let rule = try faultRule(params, engine: engine)
-                // Disconnect and power cycle with no window act now, as a one-off; they keep no rule.
+                // Disconnect and power cycle with no window act now, as a one-off; they keep no rule
+                // (a disconnect on a link closes that link now).
                 let immediate = rule.from == nil && rule.afterFrames == 0 && rule.after == nil && rule.cluster == nil && rule.command == nil
                 if immediate, case .device(let id) = rule.target, rule.kind == .disconnect || rule.kind == .powerCycle {
                     if rule.kind == .powerCycle { engine.powerCycle(id) } else { engine.faults.dropLinks(of: id) }
@@ -18,6 +19,13 @@ extension ControlRouter {
                         "rule_id": .null, "fault": .string(rule.kind.name), "detail": "now",
                     ], level: .notice, message: "fault applied")
                     return ["applied": .string(rule.kind.name), "device": .string(id.description), "rule": .null]
+                }
+                if immediate, case .link(let link) = rule.target, rule.kind == .disconnect, let info = engine.links.info(link) {
+                    engine.faults.closeLink(link)
+                    engine.events.publish(.faultApplied, device: info.device, time: engine.now(), data: [
+                        "rule_id": .null, "fault": "disconnect", "detail": .string("link \(link) closed now"), "link": .int(Int64(link)),
+                    ], level: .notice, message: "fault applied")
+                    return ["applied": "disconnect", "device": .string(info.device.description), "link": .int(Int64(link)), "rule": .null]
                 }
                 let limit = engine.lab.settings.maxFaultRules
                 let added = engine.faults.change { faults -> Result<FaultRule, FaultRuleError> in
@@ -61,15 +69,33 @@ extension ControlRouter {
                 guard clock == "virtual" || clock == "logical" else {
                     throw JSONRPCError.invalidParams("clock must be virtual (frames stamped on the virtual clock) or logical (frame n at n ms)")
                 }
+                let formatName = try params.string("format") ?? "pcap"
+                guard let format = CaptureFormat(rawValue: formatName) else {
+                    throw JSONRPCError.invalidParams("format must be pcap or pcapng (got '\(formatName)')")
+                }
                 let connection = call.connection
-                let id = engine.captures.add(devices: devices, logical: clock == "logical") { record in
+                let id = engine.captures.add(devices: devices, logical: clock == "logical", format: format) { record in
                     connection.push(.notification(method: "capture", params: ["record": .string(Data(record).base64EncodedString())]))
                 }
                 connection.channel.closeFuture.whenComplete { _ in engine.captures.remove(id) }
                 return [
-                    "header": .string(Data(HANCaptureEncoder.fileHeader()).base64EncodedString()), "linkType": .int(Int64(HANCaptureEncoder.linkType)),
-                    "clock": .string(clock),
+                    "header": .string(Data(HANCaptureEncoder.fileHeader(format: format)).base64EncodedString()),
+                    "linkType": .int(Int64(HANCaptureEncoder.linkType)), "clock": .string(clock), "format": .string(format.rawValue),
                 ]
+            },
+            // The HAN links open now, with the IDs a link fault rule names.
+            ControlMethod(name: "han.links") { params, _ in
+                let device = try params.eui("device")
+                if let device { _ = try engine.requireDevice(device) }
+                let links = engine.links.all.filter { link in device.map { $0 == link.device } ?? true }
+                return ["links": .array(links.map { link in
+                    var object: [String: JSONValue] = [
+                        "id": .int(Int64(link.id)), "device": .string(link.device.description), "attachedAt": .string(link.attachedAt.rfc3339),
+                        "rig": link.rig.map { .string($0.description) } ?? .null,
+                    ]
+                    if let peer = link.peer { object["pid"] = .int(Int64(peer.pid)); object["uid"] = .int(Int64(peer.uid)) }
+                    return .object(object)
+                })]
             },
             ControlMethod(name: "faults.clear") { _, _ in
                 let (count, held) = engine.faults.change { faults in (faults.count, faults.clear()) }
@@ -83,17 +109,24 @@ extension ControlRouter {
     static func faultRule(_ params: Params, engine: Engine) throws -> FaultRule {
         let target: FaultTarget
         let device = try params.eui("device")
-        switch (device, try params.string("premises"), params.object["all"]?.boolValue == true) {
-        case (let id?, nil, false):
+        let link = try params.int("link")
+        switch (device, try params.string("premises"), params.object["all"]?.boolValue == true, link) {
+        case (let id?, nil, false, nil):
             _ = try engine.requireDevice(id)
             target = .device(id)
-        case (nil, let premises?, false):
+        case (nil, let premises?, false, nil):
             guard engine.state.read({ $0.premises[premises] }) != nil else {
                 throw DomainError(.premisesNotFound, "no premises \(premises)")
             }
             target = .premises(premises)
-        case (nil, nil, true): target = .all
-        default: throw JSONRPCError.invalidParams("name one of device, premises, or all: true (the whole HAN)")
+        case (nil, nil, true, nil): target = .all
+        case (nil, nil, false, let link?):
+            // Only a link open now: IDs are never reused, so a rule on a closed one could never act.
+            guard let id = Int(exactly: link), engine.links.info(id) != nil else {
+                throw DomainError(.invalidState, "no HAN link \(link) is open; han.links lists the links and their IDs")
+            }
+            target = .link(id)
+        default: throw JSONRPCError.invalidParams("name one of device, premises, link (a HAN link ID from han.links), or all: true (the whole HAN)")
         }
         func probability() throws -> Double { try params.double("probability") ?? 1 }
         func millis(_ key: String) throws -> Int {
@@ -185,6 +218,7 @@ extension ControlRouter {
         case .device(let id): object["device"] = .string(id.description)
         case .premises(let id): object["premises"] = .string(id)
         case .all: object["all"] = true
+        case .link(let id): object["link"] = .int(Int64(id))
         }
         switch rule.kind {
         case let .delay(fixed, jitter, distribution):

@@ -261,6 +261,12 @@ extension ControlRouter {
                         "topUps": .int(Int64(counts.topUps)), "debtRecords": .int(Int64(counts.debtRecords)),
                         "consumerSettings": .int(Int64(counts.consumerSettings)),
                     ]
+                    // What the premises' meter holds of its supplier (supplier.change, DUIS 3.4).
+                    let contact = try engine.supplierContact(premises: device.premisesID)
+                    object["supplier"] = [
+                        "provider": .string(upperHex(try engine.supplierProvider(premises: device.premisesID), width: 8)),
+                        "name": contact.name.map { .string($0) } ?? .null, "telephone": contact.telephone.map { .string($0) } ?? .null,
+                    ]
                     json = .object(object)
                 }
                 return json

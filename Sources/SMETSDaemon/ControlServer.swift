@@ -19,29 +19,50 @@ public final class ControlConnection: Sendable {
     let subscription = Mutex<Int?>(nil)
     /// Events not sent because the client was not reading; reported before the next one that is.
     let droppedEvents = Mutex<Int>(0)
+    /// Bytes handed to the channel and not yet written to the socket. Counted here, not read from
+    /// the channel's writability: events are pushed from many threads, and the channel learns of a
+    /// write only when its event loop runs it, so a burst would pass any watermark before it flips.
+    private let unwritten = Atomic<Int>(0)
+    /// Most unwritten event bytes a client may hold (`maxEventBacklogBytes`); responses always go.
+    let backlogLimit: Int
+    /// What a queued write costs beside its buffer: NIO's pending-write entry, the promise and its
+    /// callback (measured: ten stalled subscribers held twice their counted payload without it).
+    static let perWriteOverhead = 512
 
-    init(channel: any Channel) { self.channel = channel }
+    init(channel: any Channel, backlogLimit: Int) {
+        self.channel = channel
+        self.backlogLimit = backlogLimit
+    }
 
     /// Who is calling; read once when the connection opens, before its first request runs.
     public var peer: PeerCredentials? { peerBox.withLock { $0 } }
 
-    /// Pushes an event, unless the client has stopped reading: then it is counted, and the count goes
-    /// out as an `events.lost` notification once the client reads again.
+    var unwrittenBytes: Int { unwritten.load(ordering: .relaxed) }
+
+    /// Pushes an event, unless the client has stopped reading (its backlog is full): then it is
+    /// counted, and the count goes out as an `events.lost` notification once the backlog drains.
     func push(_ event: JSONRPCMessage) {
-        guard channel.isWritable else {
+        let bytes = event.serializedLineBytes()
+        guard unwritten.load(ordering: .relaxed) + bytes.count + Self.perWriteOverhead <= backlogLimit else {
             droppedEvents.withLock { $0 += 1 }
             return
         }
         let lost = droppedEvents.withLock { count in defer { count = 0 }; return count }
         if lost > 0 { send(.notification(method: "events.lost", params: ["count": .int(Int64(lost))])) }
-        send(event)
+        write(bytes)
     }
 
-    func send(_ message: JSONRPCMessage) {
-        let bytes = message.serializedLineBytes()
+    func send(_ message: JSONRPCMessage) { write(message.serializedLineBytes()) }
+
+    private func write(_ bytes: [UInt8]) {
         var buffer = channel.allocator.buffer(capacity: bytes.count)
         buffer.writeBytes(bytes)
-        channel.writeAndFlush(buffer, promise: nil)
+        let count = buffer.capacity + Self.perWriteOverhead  // what the backlog costs in memory, not only its payload
+        unwritten.add(count, ordering: .relaxed)
+        // Completes when the bytes reach the socket, or fail with the channel: either way they are gone.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in self.unwritten.subtract(count, ordering: .relaxed) }
+        channel.writeAndFlush(buffer, promise: written)
     }
 }
 
@@ -57,14 +78,17 @@ final class ControlChannelHandler: ChannelInboundHandler, RemovableChannelHandle
     private var connection: ControlConnection?
     private var tail: EventLoopFuture<Void>?
 
-    init(router: ControlRouter, pool: NIOThreadPool, counter: ConnectionCounter) {
+    let eventBacklogLimit: Int
+
+    init(router: ControlRouter, pool: NIOThreadPool, counter: ConnectionCounter, eventBacklogLimit: Int) {
         self.router = router
         self.pool = pool
         self.counter = counter
+        self.eventBacklogLimit = eventBacklogLimit
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        let connection = ControlConnection(channel: context.channel)
+        let connection = ControlConnection(channel: context.channel, backlogLimit: eventBacklogLimit)
         self.connection = connection
         tail = PeerCredentialReader.read(channel: context.channel).map { peer in
             connection.peerBox.withLock { $0 = peer }

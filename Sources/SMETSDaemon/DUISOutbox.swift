@@ -41,8 +41,11 @@ public final class DUISOutbox: Sendable {
     private let state = Mutex(State())
     private let changed = Mutex<[@Sendable () -> Void]>([])
 
-    public init(settings: DUISSettings, events: EventHub, logger: Logger) {
-        self.settings = settings; self.events = events; self.logger = logger
+    /// Signs each response with the DCC's key when `duis.signingKey` is set.
+    let signer: DUISResponseSigner?
+
+    public init(settings: DUISSettings, events: EventHub, logger: Logger, signer: DUISResponseSigner? = nil) {
+        self.settings = settings; self.events = events; self.logger = logger; self.signer = signer
     }
 
     public var counts: (kept: Int, delivered: Int, dropped: Int) { state.withLock { ($0.entries.count, $0.delivered, $0.dropped) } }
@@ -51,7 +54,7 @@ public final class DUISOutbox: Sendable {
     public func post(_ response: DUISResponse, originator: EUI64) {
         let target = settings.receiveURL(for: originator).flatMap(ReceiveResponseTarget.init)
         let now = RealTime.now()
-        let xml = response.xml
+        let xml = signer.map { $0.signedOrLogged(response.xml, logger: logger) } ?? response.xml
         let (seq, queue) = state.withLock { state -> (Int64, DispatchQueue) in
             state.seq += 1
             state.entries.append(Entry(seq: state.seq, kept: now, originator: originator, requestID: response.requestID?.description,

@@ -16,6 +16,10 @@ public final class DUISService: Sendable {
     let settings: DUISSettings
     let outbox: DUISOutbox
     let logger: Logger
+    /// `verify` mode's users (E1, E2); nil in lab mode.
+    let trust: DUISTrustStore?
+    /// The DCC's response signer, when `duis.signingKey` is set.
+    let signer: DUISResponseSigner?
     /// Pre-commands handed out for CV 4, by RequestID, until CV 5/6 completes them.
     private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64, body: DUISBody)]>([:])
     /// Device pre-notifications (12.2) the DCC holds for devices not (yet) in the lab.
@@ -39,13 +43,17 @@ public final class DUISService: Sendable {
     static let maxPending = 100_000
 
     /// The variants smetsd carries out; the rest of the subset is parsed and checked, then refused.
-    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2", "11.1", "11.4", "6.23", "8.13", "8.9"]
+    static let implemented: Set<String> = ["8.2", "11.2", "12.2", "11.3", "8.7.1", "8.7.2", "8.8.1", "8.8.2", "3.2", "11.1", "11.4", "6.23", "8.13", "8.9",
+                                                "8.11", "3.4", "2.2", "4.1.1"]
     /// How long a pre-command waits for its signed return.
     static let preCommandMillis: Int64 = 3_600_000
     static let maxPreCommands = 10_000
 
-    public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger) {
+    public init(engine: Engine, settings: DUISSettings, outbox: DUISOutbox, logger: Logger, trust: DUISTrustStore? = nil,
+                signer: DUISResponseSigner? = nil) {
         self.engine = engine; self.settings = settings; self.outbox = outbox; self.logger = logger
+        self.trust = settings.verifies ? trust : nil
+        self.signer = signer
     }
 
     /// A clock change may make future-dated work due (real time passing is the daemon's tick).
@@ -99,11 +107,15 @@ public final class DUISService: Sendable {
 
     static func plain(_ status: Int, _ text: String) -> Reply { Reply(status: status, contentType: "text/plain; charset=utf-8", body: text + "\n", then: nil) }
 
-    /// Handles one request document posted to `path`.
+    /// Handles one request document posted to `path`; the XML reply signed when a DCC key is set.
     public func handle(path: DUISServicePath, body: [UInt8]) -> Reply {
-        let request: DUISRequest
+        signed(respond(path: path, body: body))
+    }
+
+    func respond(path: DUISServicePath, body: [UInt8]) -> Reply {
+        let request: DUISRequest, document: XMLElement
         do {
-            request = try DUISParser.parse(body, limits: settings.xmlLimits)
+            (request, document) = try DUISParser.parseDocument(body, limits: settings.xmlLimits)
         } catch {
             let status = switch error.kind {
             case .tooLarge: 413
@@ -113,7 +125,11 @@ public final class DUISService: Sendable {
             log(.warning, "duis.refused", "DUIS request refused before the DUIS checks", ["http_status": "\(status)", "reason": error.kind.rawValue, "error": error.message, "path": path.rawValue])
             return Self.plain(status, "\(error.kind.rawValue): \(error.message)")
         }
-        if !request.signed || request.placeholderSignature {
+        if let trust {
+            // duis.md §8 step 2 (verify): the signer, then its counter.
+            if let refusal = trust.authenticate(request, document: document) { return refuse(request, refusal, now: engine.now()) }
+            if let refused = checkCounter(request, now: engine.now()) { return refused }
+        } else if !request.signed || request.placeholderSignature {
             log(.info, "duis.unsigned", "lab signatures: accepted a request \(request.signed ? "with the placeholder signature" : "without a signature")",
                 ["request_id": request.requestID.description])
         }
@@ -154,20 +170,31 @@ public final class DUISService: Sendable {
             return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
         case .restrictAccessForChangeOfTenancy(_, let restriction):
             return sendCommand(request, now: now) { [self] in restrictAccess(request, restriction: restriction) }
-        default:
-            return Self.plain(501, "unsupported: \(request.service.variant)")
+        case .updateHANDeviceLog(let log):
+            return updateHANDeviceLog(request, log, now: now)
+        case .updateSupplierName(_, let name, let telephone):
+            return sendCommand(request, now: now) { [self] in updateSupplierName(request, name: name, telephone: telephone) }
+        case .topUp(let utrn):
+            return topUp(request, utrn: utrn, now: now)
+        case .readInstantaneousImportRegisters where engine.device(request.requestID.target)?.type == .esme:
+            return sendCommand(request, now: now) { [self] in readImportRegisters(request) }
+        case .readInstantaneousImportRegisters:
+            log(.warning, "duis.refused", "not carried out by smetsd", ["request_id": request.requestID.description, "reference": "4.1.1", "http_status": "501"])
+            return Self.plain(501, "unsupported: 4.1.1 to a gas meter (GCS13a) passes the checks but is not carried out by smetsd yet (docs/duis.md)")
         }
     }
 
-    /// duis.md §8 steps 3 to 5 (step 2 is lab mode's: signatures are not verified).
+    /// duis.md §8 steps 3 to 6 (step 2, the signature, comes before; roles only in verify mode).
     func checks(_ request: DUISRequest, path: DUISServicePath) -> DUISRefusal? {
         if let refusal = DUISChecks.commandVariant(request, path: path) { return refusal }
         let lab = engine.lab
-        return DUISChecks.target(request, dccID: settings.dcc) { id in
+        let targetRefusal = DUISChecks.target(request, dccID: settings.dcc) { id in
             guard let device = engine.device(id) else { return nil }
             let hub = device.hub.flatMap { engine.device($0) }
             return TargetView(type: device.type, status: device.status, blocked: lab.dcc.interimMismatch(device, hubVersion: hub?.smetsVersion))
         }
+        if let targetRefusal { return targetRefusal }
+        return trust?.authorise(request)
     }
 
     func refuse(_ request: DUISRequest, _ refusal: DUISRefusal, now: Timestamp) -> Reply {
@@ -288,11 +315,21 @@ public final class DUISService: Sendable {
     /// A DSP-future-dated request (duis.md §5) is held until its ExecutionDateTime on the virtual
     /// clock; the cancel time removes the pending one of that variant for that device.
     func sendCommand(_ request: DUISRequest, now: Timestamp, device answer: @escaping @Sendable () -> DUISResponse) -> Reply {
+        sendCommand(request, now: now, responses: { [answer()] })
+    }
+
+    /// As above, with what the device sends in order: its response, then any alert it raises.
+    func sendCommand(_ request: DUISRequest, now: Timestamp, responses answer: @escaping @Sendable () -> [DUISResponse]) -> Reply {
         let outbox = self.outbox
         let deliver: @Sendable () -> Void = { [self] in
-            let response = answer()
-            exchange(request, code: response.code, message: "device response")
-            outbox.post(response, originator: request.requestID.originator)
+            for response in answer() {
+                if case .deviceAlert(let code, _) = response.body {
+                    exchange(request, code: response.code, message: "device alert \(code) from \(response.responseID?.originator.description ?? "")")
+                } else {
+                    exchange(request, code: response.code, message: "device response")
+                }
+                outbox.post(response, originator: request.requestID.originator)
+            }
         }
         let target = request.requestID.target, variant = request.service.variant
         if request.service.futureDating == .dsp, let execution = request.body.executionDateTime {
@@ -368,6 +405,7 @@ public final class DUISService: Sendable {
                 built = (header, [0xD9] + [0x20] + GBCS.be(counter & 0xFF_FFFF, bytes: 3) + [0x00, 0x01, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x02, 0x01, 0xFF, 0x02, 0x01, 0x00])
             }
         }
+        if built == nil { built = localCommandOfRequests(request) }
         guard let (header, content) = built else {
             log(.warning, "duis.refused", "local delivery not carried out", ["request_id": request.requestID.description, "reference": request.service.variant, "http_status": "501"])
             return Self.plain(501, "unsupported: command variant 2 (local delivery) of \(request.service.variant) is not carried out by smetsd yet (docs/duis.md)")

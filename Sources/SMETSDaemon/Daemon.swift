@@ -80,8 +80,14 @@ public final class Daemon: Sendable {
         let counter = ConnectionCounter()
         let info = DaemonInfo(pid: getpid(), statePath: store.path, runtimeDirectory: runtimeDirectory, counter: counter)
         let access = AccessPolicy(configuration: lab.access)
-        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger)
-        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger)
+        let duisSigner = try DUISKeys.signer(lab.duisCredentials)
+        let outbox = DUISOutbox(settings: lab.settings.duis, events: events, logger: logger, signer: duisSigner)
+        let duisService = DUISService(engine: engine, settings: lab.settings.duis, outbox: outbox, logger: logger,
+                                      trust: try DUISKeys.trustStore(lab.duisCredentials), signer: duisSigner)
+        if !lab.settings.duis.verifies {
+            logger.notice("DUIS signatures in lab mode: unsigned and placeholder-signed requests are accepted, roles and counters not checked",
+                          metadata: ["event": "duis.lab_signatures"])
+        }
         let router = ControlRouter(engine: engine, daemon: info, access: access, logger: logger, duis: duisService)
 
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount))
@@ -108,7 +114,8 @@ public final class Daemon: Sendable {
                 }
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLineBytes: limits.maxControlLineBytes)))
-                    try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter))
+                    try channel.pipeline.syncOperations.addHandler(ControlChannelHandler(router: router, pool: pool, counter: counter,
+                                                                                             eventBacklogLimit: limits.maxEventBacklogBytes))
                 }
             }
         let controlChannel: any Channel
@@ -191,8 +198,7 @@ public final class Daemon: Sendable {
         }
         let memory = MemoryReturn()
         repeating.append(loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
-            let open = counter.current
-            pool.submit { _ in memory.check(connections: open.han + open.control) }  // a trim may take milliseconds
+            pool.submit { _ in memory.check() }  // a trim may take milliseconds: not on an event loop
         })
         // While the disk refuses writes, a one-row write tries it again, so writes resume by themselves.
         let probeMillis = Int64(lab.settings.storageProbeSeconds * 1000)

@@ -11,11 +11,17 @@ typealias FaultSend = @Sendable ([UInt8]) -> Void
 /// With no rule set, the HAN path reads one atomic flag per frame and nothing else.
 final class FaultInjector: Sendable {
     private let active = Atomic<Bool>(false)
+    /// Whether a rule names one link: read only on the impaired path, never when no rule is set.
+    private let linkRules = Atomic<Bool>(false)
     private let model = Mutex(HANFaults<FaultSend>(seed: 0))
+    /// Frames delay rules hold until their wall timer fires or a clock step passes their due time.
+    private let delayed = Mutex(DelayedFrames<@Sendable () -> Void>())
     /// Runs work after a delay, off the caller's thread (the HAN server's event loops, then the pool).
     private let scheduler = Mutex<(@Sendable (Int, @escaping @Sendable () -> Void) -> Void)?>(nil)
     /// Closes a device's links (no ERROR: the radio link is simply gone).
     private let linkDropper = Mutex<(@Sendable (EUI64) -> Void)?>(nil)
+    /// Closes one link.
+    private let linkCloser = Mutex<(@Sendable (Int) -> Void)?>(nil)
 
     /// Whether any rule is set: the one check on the HAN path when none is.
     var isActive: Bool { active.load(ordering: .relaxed) }
@@ -24,6 +30,7 @@ final class FaultInjector: Sendable {
         model.withLock { model in
             let result = body(&model)
             active.store(!model.isEmpty, ordering: .relaxed)
+            linkRules.store(model.hasLinkRules, ordering: .relaxed)
             return result
         }
     }
@@ -32,23 +39,46 @@ final class FaultInjector: Sendable {
 
     func setScheduler(_ schedule: @escaping @Sendable (Int, @escaping @Sendable () -> Void) -> Void) { scheduler.withLock { $0 = schedule } }
     func setLinkDropper(_ drop: @escaping @Sendable (EUI64) -> Void) { linkDropper.withLock { $0 = drop } }
+    func setLinkCloser(_ close: @escaping @Sendable (Int) -> Void) { linkCloser.withLock { $0 = close } }
 
-    func later(_ millis: Int, _ work: @escaping @Sendable () -> Void) {
+    var hasLinkRules: Bool { linkRules.load(ordering: .relaxed) }
+
+    /// Runs `work` `millis` after `now` (virtual): on a wall timer, or earlier when a step of the
+    /// virtual clock passes that time (``releaseDelayed(dueBy:)``), whichever comes first, once.
+    func later(_ millis: Int, now: Timestamp, _ work: @escaping @Sendable () -> Void) {
         // Without a HAN server (unit tests) there is no timer: the frame goes at once.
-        if millis > 0, let schedule = scheduler.withLock({ $0 }) { schedule(millis, work) } else { work() }
+        guard millis > 0, let schedule = scheduler.withLock({ $0 }) else { return work() }
+        let token = delayed.withLock { $0.hold(work, due: now.adding(millis: Int64(millis))) }
+        schedule(millis) { [self] in delayed.withLock { $0.take(token) }?() }
     }
 
+    /// A clock step to `now`: every held frame due by then goes, earliest first.
+    func releaseDelayed(dueBy now: Timestamp) {
+        for work in delayed.withLock({ $0.release(dueBy: now) }) { work() }
+    }
+
+    /// How many frames delay rules hold now.
+    var delayedCount: Int { delayed.withLock { $0.count } }
+
     func dropLinks(of device: EUI64) { linkDropper.withLock { $0 }?(device) }
+    func closeLink(_ id: Int) { linkCloser.withLock { $0 }?(id) }
 }
 
 extension Engine {
     /// Passes one frame through the fault rules and carries out their outcome: `send` runs for each
     /// copy that goes out (now or later), never for a dropped frame. Call only when `faults.isActive`.
-    func impair(device: EUI64, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8], send: @escaping FaultSend) {
+    /// `link`: the HAN link a rig's frame came in on (its link rules act too).
+    func impair(device: EUI64, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8], link: Int? = nil,
+                send: @escaping FaultSend) {
         let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
-        let frame = FaultFrame(device: device, premises: premises, peer: peer, direction: direction, cluster: cluster, zcl: zcl)
+        let frame = FaultFrame(device: device, premises: premises, peer: peer, direction: direction, cluster: cluster, zcl: zcl, link: link)
         let outcome = faults.change { $0.process(frame, payload: send, now: now) }
+        carryOut(outcome, device: device, now: now)
+    }
+
+    private func carryOut(_ outcome: FaultOutcome<FaultSend>, device: EUI64, now: Timestamp) {
         carryOut(outcome.applied, emissions: outcome.emissions, now: now)
+        for link in outcome.closeLinks { faults.closeLink(link) }
         if outcome.disconnect { faults.dropLinks(of: device) }
         if outcome.powerCycle { powerCycle(device) }
     }
@@ -57,18 +87,40 @@ extension Engine {
         for application in applied { publishFault(application, now: now) }
         for emission in emissions {
             let (send, zcl) = (emission.payload, emission.frame.zcl)
-            faults.later(emission.delayMillis) { send(zcl) }
+            faults.later(emission.delayMillis, now: now) { send(zcl) }
+        }
+    }
+
+    /// A frame a device sent, after the device's rules: to every link attached to it. When a rule
+    /// names a link, the frame is captured once (it went out on the air) and then each link's leg
+    /// passes that link's rules on its own, so a rule on one link leaves the others alone.
+    func sendToLinks(_ outgoing: OutgoingZCL) {
+        let (sink, linkSink) = state.read { ($0.frameSink, $0.linkSink) }
+        guard faults.hasLinkRules, let linkSink else { sink?(outgoing); return }
+        capture(outgoing.hanData)
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[outgoing.from]?.premisesID ?? "") }
+        for (link, _) in links.identifiedChannels(of: outgoing.from) {
+            let frame = FaultFrame(device: outgoing.from, premises: premises, peer: outgoing.to, direction: .fromDevice,
+                                   cluster: outgoing.cluster, zcl: outgoing.zcl, link: link)
+            let leg: FaultSend = { zcl in
+                var sent = outgoing
+                sent.encodedZCL = zcl
+                linkSink(sent, link)
+            }
+            carryOut(faults.change { $0.processOnLink(frame, payload: leg, now: now) }, device: outgoing.from, now: now)
         }
     }
 
     /// `fault.applied`: an event and one log line (a journald entry with RULE_ID, FAULT, ...) per fault done.
     func publishFault(_ application: FaultApplication, now: Timestamp) {
         let frame = application.frame
-        events.publish(.faultApplied, device: frame.device, time: now, data: [
+        var data: [String: EventValue] = [
             "rule_id": .int(Int64(application.ruleID)), "fault": .string(application.kind), "detail": .string(application.detail),
             "direction": .string(frame.direction.rawValue), "peer": .string(frame.peer.description),
             "cluster": .string(upperHex(frame.cluster, width: 4)), "zcl": .string(frame.zcl.map { upperHex($0, width: 2) }.joined()),
-        ], level: .notice, message: "fault applied")
+        ]
+        if let link = frame.link { data["link"] = .int(Int64(link)) }
+        events.publish(.faultApplied, device: frame.device, time: now, data: data, level: .notice, message: "fault applied")
     }
 
     /// Whether a new link to `device` is refused by a rule now (published as a fault when it is).
@@ -83,7 +135,9 @@ extension Engine {
 
     /// A power cycle: the device loses what it keeps in RAM (a download in progress, a hub's offers,
     /// its links) and keeps its flash (the firmware it runs and the image it holds, its logs and
-    /// everything else in the store). It comes back at once; a rig sees it again on its next HELLO.
+    /// everything else in the store). It comes back at once and announces itself the way the HAN
+    /// link contract allows (it has no Device_annce frame): its links close, a HELLO gets a WELCOME
+    /// computed then, and `device.powerCycled` names the links it closed and what the WELCOME says.
     func powerCycle(_ id: EUI64) {
         let held = (try? store.read { try $0.allHeldFirmware() })?[id]
         firmwareStates.withLock { states in
@@ -95,12 +149,20 @@ extension Engine {
                 states[id] = nil
             }
         }
+        let closed = links.identifiedChannels(of: id).map(\.id)
         faults.dropLinks(of: id)
-        events.publish(.devicePowerCycled, device: id, time: now(), data: ["heldImage": .bool(held != nil)])
+        var data: [String: EventValue] = ["heldImage": .bool(held != nil), "linksClosed": .array(closed.map { .int(Int64($0)) })]
+        if let device = device(id) {
+            // The identity a rig re-attaching now is welcomed with (han-link.md: WELCOME).
+            data["firmware"] = .string(device.firmwareVersion.description)
+            data["deviceType"] = .string(device.type.description)
+        }
+        events.publish(.devicePowerCycled, device: id, time: now(), data: data)
     }
 }
 
-/// Live captures (`han.capture`): each tap encodes the frames of its devices as pcap records and
+/// Live captures (`han.capture`): each tap encodes the frames of its devices as pcap records (or
+/// pcapng blocks) and
 /// hands them to its sink (a control connection). With no tap, the HAN path reads one atomic flag.
 final class CaptureHub: Sendable {
     struct Tap {
@@ -109,6 +171,7 @@ final class CaptureHub: Sendable {
         /// Stamps frame n at n ms after 2000-01-01 rather than at its virtual time: two runs with
         /// the same traffic then give the same bytes.
         var logical: Bool
+        var format: CaptureFormat
         var encoder = HANCaptureEncoder()
         var frames: Int64 = 0
         var sink: @Sendable ([UInt8]) -> Void
@@ -119,10 +182,10 @@ final class CaptureHub: Sendable {
 
     var isActive: Bool { count.load(ordering: .relaxed) > 0 }
 
-    func add(devices: Set<EUI64>?, logical: Bool, sink: @escaping @Sendable ([UInt8]) -> Void) -> Int {
+    func add(devices: Set<EUI64>?, logical: Bool, format: CaptureFormat, sink: @escaping @Sendable ([UInt8]) -> Void) -> Int {
         taps.withLock { state in
             state.next += 1
-            state.taps[state.next] = Tap(devices: devices, logical: logical, sink: sink)
+            state.taps[state.next] = Tap(devices: devices, logical: logical, format: format, sink: sink)
             count.store(state.taps.count, ordering: .relaxed)
             return state.next
         }
@@ -144,7 +207,7 @@ final class CaptureHub: Sendable {
                       tap.devices.map({ $0.contains(data.source) || $0.contains(data.destination) }) ?? true else { continue }
                 tap.frames += 1
                 let micros = tap.logical ? Timestamp.zigbeeEpochOffset * 1_000_000 + tap.frames * 1000 : time.unixMillis * 1000
-                let record = tap.encoder.record(data, micros: micros)
+                let record = tap.encoder.record(data, micros: micros, format: tap.format)
                 state.taps[id] = tap
                 tap.sink(record)
             }
@@ -187,6 +250,7 @@ extension Engine {
     private func carryOutNow(_ outcome: FaultOutcome<FaultSend>, device: EUI64, now: Timestamp) {
         for application in outcome.applied { publishFault(application, now: now) }
         for emission in outcome.emissions { emission.payload(emission.frame.zcl) }
+        for link in outcome.closeLinks { faults.closeLink(link) }
         if outcome.disconnect { faults.dropLinks(of: device) }
         if outcome.powerCycle { powerCycle(device) }
     }

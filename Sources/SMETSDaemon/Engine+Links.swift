@@ -149,6 +149,9 @@ extension Engine {
     /// Sets where frames devices send go: the HAN server's attached links.
     public func setFrameSink(_ sink: @escaping @Sendable (OutgoingZCL) -> Void) { state.withLock { $0.frameSink = sink } }
 
+    /// Sets how a frame goes to one link only (link fault rules: each link's leg on its own).
+    func setLinkSink(_ sink: @escaping @Sendable (OutgoingZCL, Int) -> Void) { state.withLock { $0.linkSink = sink } }
+
     /// A rig's frame reached `device`: trace it.
     public func traceIncoming(device: EUI64, from source: EUI64, cluster: UInt16, zcl: [UInt8]) {
         let now = self.now()
@@ -209,7 +212,7 @@ extension Engine {
                 impair(device: outgoing.from, peer: outgoing.to, direction: .fromDevice, cluster: outgoing.cluster, zcl: bytes) { [self] zcl in
                     var sent = sending
                     sent.encodedZCL = zcl
-                    state.read { $0.frameSink }?(sent)
+                    sendToLinks(sent)
                     if isLocal { receiveImpaired(to: sent.to, from: sent.from, cluster: sent.cluster, zcl: zcl) }
                 }
                 continue

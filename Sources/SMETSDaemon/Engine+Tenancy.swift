@@ -126,8 +126,10 @@ extension Engine {
     }
 
     /// Change of Supplier: the meter sends PublishChangeOfSupplier; the new provider is recorded and
-    /// the devices stay joined, reachable and upgradable.
-    public func changeSupplier(premises: String, provider: UInt32, name: String) throws -> [EUI64] {
+    /// the devices stay joined, reachable and upgradable. DUIS 3.4 (Update Supplier Name) takes the
+    /// same path with the current provider: the name and `telephone` (nil: the one held) are kept
+    /// by the meter, durably, before the displays are sent them.
+    public func changeSupplier(premises: String, provider: UInt32, name: String, telephone: String? = nil) throws -> [EUI64] {
         let now = self.now()
         let (meter, displays) = try state.read { state -> (Device, [Device]) in
             guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
@@ -137,11 +139,17 @@ extension Engine {
             }
             return (meter, devices.filter { $0.type.isDisplay && $0.hub != nil })
         }
-        let current = try store.read { try $0.supplier(premises: premises) }.flatMap { UInt32($0, radix: 16) } ?? 0
+        let (current, held) = try store.read { tx in
+            (try tx.supplier(premises: premises).flatMap { UInt32($0, radix: 16) } ?? 0, try tx.supplierContact(premises: premises).telephone)
+        }
+        let contact = telephone ?? held ?? ""
         let command = PublishChangeOfSupplier(currentProviderID: current, issuerEventID: UInt32(truncatingIfNeeded: now.unixSeconds), tariffType: 0,
                                               proposedProviderID: provider, changeTime: now.zigbeeUTC, changeControl: 0,
-                                              proposedProviderName: Array(name.utf8.prefix(16)), proposedProviderContactDetails: [])
-        try store.write { try $0.setSupplier(premises: premises, supplier: upperHex(provider, width: 8)) }
+                                              proposedProviderName: Array(name.utf8.prefix(16)), proposedProviderContactDetails: Array(contact.utf8.prefix(19)))
+        try store.write { tx in
+            try tx.setSupplier(premises: premises, supplier: upperHex(provider, width: 8))
+            try tx.setSupplierContact(premises: premises, name: name, telephone: telephone)
+        }
         emit(displays.map { OutgoingZCL(from: meter.id, to: $0.id, cluster: ZCLClusterID.deviceManagement, frame: ZCLFrame(command, sequenceNumber: 0, disableDefaultResponse: true)) })
         return displays.map(\.id)
     }
@@ -220,7 +228,9 @@ extension Engine {
         guard let device = device(id) else { return }
         let supplier = upperHex(change.proposedProviderID, width: 8)
         try store.write { try $0.setSupplier(premises: device.premisesID, supplier: supplier) }
-        events.publish(.supplierChanged, device: id, time: now(), data: ["proposedProvider": .string(supplier)])
+        events.publish(.supplierChanged, device: id, time: now(), data: ["proposedProvider": .string(supplier),
+                                                                          "name": .string(String(decoding: change.proposedProviderName, as: UTF8.self)),
+                                                                          "telephone": .string(String(decoding: change.proposedProviderContactDetails, as: UTF8.self))])
     }
 }
 

@@ -218,6 +218,10 @@ extension Engine {
             return .consumerTopUp(topUp, from: source, facts: .init(balance: try tx.prepayment(device: meter).map(Prepayment.Balance.init),
                                                                     seenByMeter: try tx.topUpExists(device: meter, code: code),
                                                                     senderPPMID: ppmid, now: facts.now))
+        case let .wanTopUp(code, value, source, from, facts):
+            return .wanTopUp(code: code, value: value, source: source, from: from,
+                             facts: .init(balance: try tx.prepayment(device: meter).map(Prepayment.Balance.init),
+                                          seenByMeter: try tx.topUpExists(device: meter, code: code), senderPPMID: nil, now: facts.now))
         case let .getTopUpLog(request, _, since):
             let query = Prepayment.query(request)
             let records = try tx.topUps(device: meter, notAfter: query.notAfter, limit: query.limit)

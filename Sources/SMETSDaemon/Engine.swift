@@ -31,6 +31,8 @@ public final class Engine: Sendable {
         var retrying: [Int64: JobRetry] = [:]
         /// Where frames the devices send go (the HAN server's attached links).
         var frameSink: (@Sendable (OutgoingZCL) -> Void)?
+        /// Sends a frame to one link only (its leg after that link's fault rules).
+        var linkSink: (@Sendable (OutgoingZCL, Int) -> Void)?
         /// Closes the HAN links of a removed device.
         var linkCloser: (@Sendable (EUI64) -> Void)?
     }
@@ -55,6 +57,8 @@ public final class Engine: Sendable {
     let faults = FaultInjector()
     /// Live pcap captures of the HAN (`han.capture`).
     let captures = CaptureHub()
+    /// The HAN links attached to devices, by ID (the HAN server attaches and detaches them).
+    let links = LinkRegistry()
 
 
     public init(store: StateStore, lab: LabSnapshot, events: EventHub, logger: Logger,
@@ -203,6 +207,8 @@ public final class Engine: Sendable {
         }
         events.publish(.clockChanged, time: reading.now,
                        data: ["from": .string(before.rfc3339), "to": .string(reading.now.rfc3339)])
+        // A step releases the frames delay rules hold that are due by the new time, in due order.
+        faults.releaseDelayed(dueBy: reading.now)
         try runDueJobs()
         return clockReading()
     }

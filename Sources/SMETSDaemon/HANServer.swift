@@ -53,47 +53,78 @@ final class LinkOutput: Sendable {
     }
 }
 
-/// The links attached to each device: every frame a device sends goes to all of them.
-///
-/// Sharded by device, each shard with its own lock: the frame sink asks for every frame a device
-/// sends (the event loops' answers, a firmware push's thousands of frames), and links of different
-/// devices do not queue on one lock. A device's links are kept as an array, so asking for them
-/// copies nothing.
+/// One HAN link as the control API shows it (`han.links`): a rig learns its link's ID here, or from
+/// the `han.attached` event, to aim a fault rule at that link alone.
+struct HANLinkInfo: Sendable {
+    var id: Int
+    var device: EUI64
+    /// The rig's node EUI-64 from its HELLO (nil until the WELCOME is sent).
+    var rig: EUI64?
+    /// The rig process, from SO_PEERCRED (nil when it could not be read).
+    var peer: PeerCredentials?
+    var attachedAt: Timestamp
+}
+
+/// The links attached to each device: every frame a device sends goes to all of them. Each link has
+/// an ID, unique for the daemon's life (never reused, so a rule on a closed link never matches a new one).
 final class LinkRegistry: Sendable {
-    static let shardCount = 16
-
-    final class Shard: Sendable {
-        let links = Mutex<[EUI64: [LinkOutput]]>([:])
+    struct Links {
+        var nextID = 0
+        var byDevice: [EUI64: [Int: LinkOutput]] = [:]
+        var info: [Int: HANLinkInfo] = [:]
     }
 
-    private let shards: [Shard] = (0..<LinkRegistry.shardCount).map { _ in Shard() }
+    private let links = Mutex(Links())
 
-    private func shard(_ device: EUI64) -> Shard {
-        let bits = device.rawValue ^ (device.rawValue >> 29)
-        return shards[Int(truncatingIfNeeded: bits) & (Self.shardCount - 1)]
-    }
-
-    /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`).
-    func attach(_ output: LinkOutput, to device: EUI64, limit: Int) -> Bool {
-        shard(device).links.withLock { links in
-            var attached = links[device, default: []]
-            guard attached.count < limit else { return false }
-            if !attached.contains(where: { $0 === output }) { attached.append(output) }
-            links[device] = attached
-            return true
+    /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`);
+    /// returns the link's ID.
+    func attach(_ output: LinkOutput, to device: EUI64, limit: Int, at time: Timestamp) -> Int? {
+        links.withLock { links in
+            var attached = links.byDevice[device, default: [:]]
+            guard attached.count < limit else { return nil }
+            links.nextID += 1
+            attached[links.nextID] = output
+            links.byDevice[device] = attached
+            links.info[links.nextID] = HANLinkInfo(id: links.nextID, device: device, attachedAt: time)
+            return links.nextID
         }
     }
 
-    func detach(_ output: LinkOutput, from device: EUI64) {
-        shard(device).links.withLock { links in
-            links[device]?.removeAll { $0 === output }
-            if links[device]?.isEmpty == true { links[device] = nil }
+    /// Who is on the link, once the WELCOME is sent.
+    func describe(_ id: Int, rig: EUI64, peer: PeerCredentials?) {
+        links.withLock { links in
+            links.info[id]?.rig = rig
+            links.info[id]?.peer = peer
         }
     }
 
-    func outputs(of device: EUI64) -> [LinkOutput] { shard(device).links.withLock { $0[device] ?? [] } }
+    func detach(_ id: Int) {
+        links.withLock { links in
+            guard let device = links.info.removeValue(forKey: id)?.device else { return }
+            links.byDevice[device]?[id] = nil
+            if links.byDevice[device]?.isEmpty == true { links.byDevice[device] = nil }
+        }
+    }
+
+    func outputs(of device: EUI64) -> [LinkOutput] { links.withLock { Array(($0.byDevice[device] ?? [:]).values) } }
 
     func channels(of device: EUI64) -> [any Channel] { outputs(of: device).map(\.channel) }
+
+    /// The device's links with their IDs, in ID order (a frame's legs to its links pass the link rules in a stable order).
+    func identifiedChannels(of device: EUI64) -> [(id: Int, channel: any Channel)] {
+        links.withLock { ($0.byDevice[device] ?? [:]).sorted { $0.key < $1.key }.map { (id: $0.key, channel: $0.value.channel) } }
+    }
+
+    func output(_ id: Int) -> LinkOutput? {
+        links.withLock { links in links.info[id].flatMap { links.byDevice[$0.device]?[id] } }
+    }
+
+    func channel(_ id: Int) -> (any Channel)? { output(id)?.channel }
+
+    func info(_ id: Int) -> HANLinkInfo? { links.withLock { $0.info[id] } }
+
+    /// Every open link, in ID order.
+    var all: [HANLinkInfo] { links.withLock { $0.info.values.sorted { $0.id < $1.id } } }
 }
 
 /// The HAN link server: `han.sock` for every device, plus a socket per lab device.
@@ -106,7 +137,7 @@ final class HANServer: Sendable {
     let settings: LiveSettings
     let access: AccessPolicy
     let logger: Logger
-    let links = LinkRegistry()
+    var links: LinkRegistry { engine.links }
     private let socketFiles = Mutex<[String]>([])
 
     init(engine: Engine, group: any EventLoopGroup, pool: NIOThreadPool, counter: ConnectionCounter, settings: LiveSettings,
@@ -114,20 +145,23 @@ final class HANServer: Sendable {
         self.engine = engine; self.group = group; self.pool = pool; self.counter = counter; self.settings = settings
         self.access = access
         self.logger = logger
-        let links = self.links
+        let links = engine.links
         engine.setFrameSink { outgoing in
             // Links first: a frame no rig is attached to see (most of a firmware push) is encoded
             // only when a capture wants it.
             let outputs = links.outputs(of: outgoing.from)
             let capturing = engine.captures.isActive
             guard capturing || !outputs.isEmpty else { return }
-            let data = HANData(source: outgoing.from, destination: outgoing.to, profileID: ZCLProfileID.smartEnergy,
-                               clusterID: outgoing.cluster, sourceEndpoint: HANLink.deviceEndpoint,
-                               destinationEndpoint: outgoing.destinationEndpoint, zcl: outgoing.zcl)
+            let data = outgoing.hanData
             if capturing { engine.capture(data) }
             guard !outputs.isEmpty else { return }
             let bytes = HANFrame.data(data).encoded()
             for output in outputs { output.send(bytes) }
+        }
+        // A frame's leg to one link, after that link's rules (captured once already, as the device sent it).
+        engine.setLinkSink { outgoing, link in
+            guard let output = links.output(link) else { return }
+            output.send(HANFrame.data(outgoing.hanData).encoded())
         }
         // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
         // another emulated device may write).
@@ -137,6 +171,7 @@ final class HANServer: Sendable {
         engine.faults.setLinkDropper { device in
             for channel in links.channels(of: device) { channel.close(promise: nil) }
         }
+        engine.faults.setLinkCloser { id in links.channel(id)?.close(promise: nil) }
     }
 
     /// A removed device's links are told, each by its own link machine (ERROR 2 and the close).
@@ -203,6 +238,14 @@ final class HANServer: Sendable {
     }
 }
 
+extension OutgoingZCL {
+    /// The DATA frame a device's answer travels in.
+    var hanData: HANData {
+        HANData(source: from, destination: to, profileID: ZCLProfileID.smartEnergy, clusterID: cluster, sourceEndpoint: HANLink.deviceEndpoint,
+                destinationEndpoint: destinationEndpoint, zcl: zcl)
+    }
+}
+
 /// What `devices.remove` tells each link attached to the removed device, through its pipeline.
 struct HANDeviceRemoved: Sendable {
     let device: EUI64
@@ -221,6 +264,8 @@ final class HANChannelHandler: ChannelInboundHandler {
     let admitted: Bool
     private var machine: HANLinkMachine
     private var peer: PeerCredentials?
+    /// This link's ID once attached (``LinkRegistry``): fault rules may name it.
+    private var linkID: Int?
     private var helloTimer: Scheduled<Void>?
     /// The last reply queued on the blocking pool; later ones chain behind it.
     private var tail: EventLoopFuture<Void>?
@@ -312,18 +357,26 @@ final class HANChannelHandler: ChannelInboundHandler {
             perform(machine.identified(caller: caller, device: facts), context: context)
         case .register(let device):
             // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
-            let output = self.output ?? LinkOutput(channel: context.channel)
-            self.output = output
-            let attached = !engine.refusesLink(to: device) && links.attach(output, to: device, limit: machine.configuration.maxLinksPerDevice)
-            perform(machine.registered(attached), context: context)
-        case .detach(let device):
-            if let output { links.detach(output, from: device) }
+            if !engine.refusesLink(to: device) {
+                let output = self.output ?? LinkOutput(channel: context.channel)
+                self.output = output
+                linkID = links.attach(output, to: device, limit: machine.configuration.maxLinksPerDevice, at: engine.now())
+            }
+            perform(machine.registered(linkID != nil), context: context)
+        case .detach:
+            if let linkID { links.detach(linkID) }
+            linkID = nil
         case .releaseAdmission:
             counter.release(.han)
         case .dispatch(let data, let device):
             dispatch(data, to: device, context: context)
         case .publishAttached(let device, let rig):
-            engine.events.publish(.hanAttached, device: device, time: engine.now(), data: ["rig": .string(rig.description)], level: .debug)
+            var data: [String: EventValue] = ["rig": .string(rig.description)]
+            if let linkID {
+                links.describe(linkID, rig: rig, peer: peer)
+                data["link"] = .int(Int64(linkID))
+            }
+            engine.events.publish(.hanAttached, device: device, time: engine.now(), data: data, level: .debug)
         case .publishAccessRefused(let caller):
             engine.events.publish(.accessRefused, time: engine.now(), data: [
                 "method": "han.attach", "role": .string(caller.role), "caller_uid": .string(caller.uid.map { String($0) } ?? "unknown"),
@@ -337,7 +390,7 @@ final class HANChannelHandler: ChannelInboundHandler {
         // let through later is handed back to this link's event loop, where its order is kept.
         let eventLoop = context.eventLoop
         let bound = NIOLoopBound((self, context), eventLoop: eventLoop)
-        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl) { zcl in
+        engine.impair(device: device, peer: data.source, direction: .toDevice, cluster: data.clusterID, zcl: data.zcl, link: linkID) { zcl in
             var impaired = data
             impaired.zcl = zcl
             let received = impaired

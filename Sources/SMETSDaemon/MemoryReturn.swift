@@ -1,29 +1,35 @@
+import CMalloc
 import Synchronization
 
-/// Gives the C heap back to the system after many connections closed.
+/// Gives the C heap back to the system once a lot of it has been freed.
 ///
-/// Each HAN link holds buffers and a pipeline on an event loop thread; when thousands close, glibc
-/// keeps the freed memory in its per-thread arenas. `malloc_trim(0)` returns the free pages of every
-/// arena; in the soak (docs/reliability.md, "Load held") it gives back ~13 of the ~130 MiB that 10,000
-/// closed links leave, the rest being still unexplained. It runs only when the connection count fell
-/// well below its recent peak, not per close.
+/// glibc keeps freed memory in its arenas (one per event loop thread, roughly) and returns it only
+/// on `malloc_trim`. What frees a lot at once is the end of a burst: thousands of HAN links
+/// closing, a stalled subscriber's event backlog going with its connection, a large response
+/// written. Checked every few seconds off the event loops: when the heap's free bytes have grown by
+/// `threshold` since the last trim, trim. (After a trim the free chunks stay counted as free, their
+/// pages given back, so the growth since then is what a new trim could return.)
 final class MemoryReturn: Sendable {
-    /// Connections that must have closed since the peak before a trim is worth its cost.
-    static let minimumDrop = 256
-    private let peak = Mutex<Int>(0)
+    /// Free heap growth that makes a trim worth its cost (it walks every arena: milliseconds).
+    static let threshold = 4 << 20
 
-    /// Called every few seconds with the connections open now; trims when at most half the peak remain.
-    func check(connections: Int) {
-        let trim = peak.withLock { peak -> Bool in
-            peak = max(peak, connections)
-            guard peak - connections >= Self.minimumDrop, connections <= peak / 2 else { return false }
-            peak = connections
+    private let freeAfterLastTrim = Mutex<Int>(0)
+
+    init() { freeAfterLastTrim.withLock { $0 = Self.freeHeapBytes() } }
+
+    /// Free bytes in every arena's free lists (mmapped chunks are unmapped when freed: not counted).
+    static func freeHeapBytes() -> Int { Int(mallinfo2().fordblks) }
+
+    /// Trims when enough was freed since the last trim; returns whether it did.
+    @discardableResult
+    func check() -> Bool {
+        freeAfterLastTrim.withLock { baseline in
+            let free = Self.freeHeapBytes()
+            // Memory taken again since the last trim lowers the baseline, so a later free counts in full.
+            guard free - baseline >= Self.threshold else { baseline = min(baseline, free); return false }
+            malloc_trim(0)
+            baseline = Self.freeHeapBytes()
             return true
         }
-        if trim { _ = glibcMallocTrim(0) }
     }
 }
-
-// <malloc.h> is not part of Swift's Glibc module; the symbol is glibc's own.
-@_silgen_name("malloc_trim")
-private func glibcMallocTrim(_ pad: Int) -> Int32

@@ -64,6 +64,9 @@ public enum FaultTarget: Sendable, Hashable {
     case premises(String)
     /// Every device of the HAN.
     case all
+    /// One HAN link (a rig's connection to a device, by the ID the daemon gave it): only the frames
+    /// on that link, either way; another link to the same device is left alone.
+    case link(Int)
 }
 
 /// How a delay's jitter is drawn.
@@ -177,6 +180,8 @@ public struct FaultRule: Sendable, Hashable {
         self.limit = limit; self.seed = seed
     }
 
+    var isLinkRule: Bool { if case .link = target { true } else { false } }
+
     /// Why the rule is unusable; nil when it is fine.
     public var problem: String? {
         if let problem = kind.problem { return problem }
@@ -184,6 +189,15 @@ public struct FaultRule: Sendable, Hashable {
         if let limit, limit < 1 { return "limit must be at least 1 (got \(limit))" }
         if let after, after.count < 1 { return "after.count must be at least 1 (got \(after.count))" }
         if let from, let until, until <= from { return "until must be later than from" }
+        if case .link = target {
+            // These act on the device (its radio, its hub, its reboot), never on one rig's link.
+            switch kind {
+            case .refuseLinks: return "refuseLinks refuses new links, which have no ID yet: name the device instead"
+            case .hubUnreachable: return "hubUnreachable is about a device and its hub, whose frames travel on no rig's link: name the device"
+            case .powerCycle: return "powerCycle reboots the device, not a link: name the device (disconnect closes one link)"
+            default: break
+            }
+        }
         return nil
     }
 }
@@ -212,10 +226,13 @@ public struct FaultFrame: Sendable, Hashable {
     public var cluster: UInt16
     /// The ZCL frame (header and payload).
     public var zcl: [UInt8]
+    /// The HAN link the frame travels on (a rig's request on it, or an answer on its way to it);
+    /// nil for a frame between emulated devices, or one a device sends before it reaches any link.
+    public var link: Int?
 
-    public init(device: EUI64, premises: String, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8]) {
+    public init(device: EUI64, premises: String, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8], link: Int? = nil) {
         self.device = device; self.premises = premises; self.peer = peer; self.direction = direction
-        self.cluster = cluster; self.zcl = zcl
+        self.cluster = cluster; self.zcl = zcl; self.link = link
     }
 
     /// The ZCL command ID, when the header can be read.
@@ -255,6 +272,8 @@ public struct FaultOutcome<Payload: Sendable>: Sendable {
     public var applied: [FaultApplication] = []
     /// Close the device's links.
     public var disconnect = false
+    /// Close these links only (a disconnect rule on one link).
+    public var closeLinks: [Int] = []
     /// Reboot the device.
     public var powerCycle = false
 }
@@ -280,6 +299,9 @@ public struct HANFaults<Payload: Sendable>: Sendable {
     public init(seed: UInt64) { self.seed = seed }
 
     public var isEmpty: Bool { entries.isEmpty }
+    /// Whether a rule names one link: only then does a frame a device sends pass each link's rules
+    /// on its way to that link (``processOnLink(_:payload:now:)``).
+    public var hasLinkRules: Bool { entries.contains { if case .link = $0.rule.target { true } else { false } } }
     public var count: Int { entries.count }
 
     /// The rules in ID order, with their counters.
@@ -325,13 +347,27 @@ public struct HANFaults<Payload: Sendable>: Sendable {
         return nil
     }
 
-    /// A frame's fate: every rule that matches it, in ID order.
+    /// A frame's fate: every rule that matches it, in ID order. A frame with a `link` (a rig's
+    /// request) meets that link's rules here too; a frame a device sends has none yet: it meets the
+    /// link rules on each link's leg (``processOnLink(_:payload:now:)``).
     public mutating func process(_ frame: FaultFrame, payload: Payload, now: Timestamp) -> FaultOutcome<Payload> {
+        process(frame, payload: payload, now: now, linkLeg: false)
+    }
+
+    /// A frame a device sent, on its way to one link (`frame.link`), after ``process(_:payload:now:)``
+    /// let it out of the device: only that link's rules act, so a rule on link 3 leaves link 4 alone
+    /// and the device's own rules are not applied twice.
+    public mutating func processOnLink(_ frame: FaultFrame, payload: Payload, now: Timestamp) -> FaultOutcome<Payload> {
+        process(frame, payload: payload, now: now, linkLeg: true)
+    }
+
+    private mutating func process(_ frame: FaultFrame, payload: Payload, now: Timestamp, linkLeg: Bool) -> FaultOutcome<Payload> {
         var outcome = FaultOutcome<Payload>()
         var frame = frame
         var delay = 0
         var copies = 1
         for index in entries.indices {
+            if linkLeg, !entries[index].rule.isLinkRule { continue }
             guard matches(index, frame, now: now) else { continue }
             var entry = entries[index]
             func applied(_ detail: String) {
@@ -372,7 +408,12 @@ public struct HANFaults<Payload: Sendable>: Sendable {
                 frame.zcl.removeLast(before - keep)
                 applied("cut from \(before) to \(keep) bytes")
             case .disconnect:
-                applied("links closed"); outcome.disconnect = true; entries[index] = entry; return outcome
+                if case .link(let link) = entry.rule.target {
+                    applied("link \(link) closed"); outcome.closeLinks.append(link)
+                } else {
+                    applied("links closed"); outcome.disconnect = true
+                }
+                entries[index] = entry; return outcome
             case .powerCycle:
                 applied("power cycle"); outcome.powerCycle = true; entries[index] = entry; return outcome
             case .refuseLinks:
@@ -398,7 +439,7 @@ public struct HANFaults<Payload: Sendable>: Sendable {
         expire(index, now: now)
         let rule = entries[index].rule
         guard !entries[index].counters.expired, rule.kind != .refuseLinks,
-              Self.targets(rule.target, device: frame.device, premises: frame.premises) else { return false }
+              Self.targets(rule.target, device: frame.device, premises: frame.premises, link: frame.link) else { return false }
         // The trigger counts every frame of the device(s), whatever the rule's own filters; the
         // triggering frame itself passes ("after the 100th" acts from the 101st frame on).
         let armed = rule.after.map { entries[index].triggerSeen >= $0.count } ?? true
@@ -421,11 +462,12 @@ public struct HANFaults<Payload: Sendable>: Sendable {
         if let until = entries[index].rule.until, now >= until { entries[index].counters.expired = true }
     }
 
-    static func targets(_ target: FaultTarget, device: EUI64, premises: String) -> Bool {
+    static func targets(_ target: FaultTarget, device: EUI64, premises: String, link: Int? = nil) -> Bool {
         switch target {
         case .all: true
         case .device(let id): id == device
         case .premises(let id): id == premises
+        case .link(let id): id == link
         }
     }
 

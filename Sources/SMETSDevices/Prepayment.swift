@@ -111,6 +111,10 @@ public struct Prepayment: Sendable, Hashable {
     public enum Input: Sendable, Hashable {
         /// ConsumerTopUp at the meter, from `sender`.
         case consumerTopUp(ConsumerTopUp, from: EUI64, facts: TopUpFacts)
+        /// A top-up the supplier sent over the WAN (DUIS 2.2, GBCS CS01a/b), from the DCC `sender`:
+        /// `value` (pence) is what the UTRN's token carries, nil when the UTRN failed its checks;
+        /// `source` is the OriginatingDevice the logs record (0x00 ESME, 0x01 GSME).
+        case wanTopUp(code: String, value: Int32?, source: UInt8, from: EUI64, facts: TopUpFacts)
         /// GetTopUpLog at the meter, with the records the store returned for ``query(_:)-(GetTopUpLog)``
         /// (newest first) and the start of the current tenancy, if it changed.
         case getTopUpLog(GetTopUpLog, records: [TopUp], tenancyStart: Timestamp?)
@@ -134,7 +138,7 @@ public struct Prepayment: Sendable, Hashable {
         /// a writer's transaction.
         public var mayChangeStore: Bool {
             switch self {
-            case .consumerTopUp, .publishTopUpLog, .publishDebtLog, .daysEnded, .configureDebt: true
+            case .consumerTopUp, .wanTopUp, .publishTopUpLog, .publishDebtLog, .daysEnded, .configureDebt: true
             case .getTopUpLog, .getDebtRepaymentLog, .readAttributes, .consumerTopUpResponse: false
             }
         }
@@ -191,7 +195,9 @@ public struct Prepayment: Sendable, Hashable {
     public func receive(_ input: Input) -> [Action] {
         switch input {
         case let .consumerTopUp(topUp, sender, facts):
-            return consumerTopUp(topUp, from: sender, facts: facts)
+            return self.topUp(code: topUp.topUpCode, value: Self.value(ofUTRN: topUp.topUpCode), source: topUp.originatingDevice, from: sender, facts: facts)
+        case let .wanTopUp(code, value, source, sender, facts):
+            return self.topUp(code: Array(code.utf8), value: value, source: source, from: sender, facts: facts)
         case let .getTopUpLog(_, records, since):
             let kept = records.filter { since == nil || $0.time >= since! }
             return [.respond(.publishTopUpLog(PublishTopUpLog(topUps: kept.map {
@@ -256,6 +262,9 @@ public struct Prepayment: Sendable, Hashable {
             return [.respond(.consumerTopUpResponse(ConsumerTopUpResponse(
                 result: TopUpResult.rejectedError.rawValue, topUpValue: 0, sourceOfTopUp: topUp.originatingDevice,
                 creditRemaining: facts.balance?.credit ?? 0)))]
+        case let .wanTopUp(_, _, source, _, facts):
+            return [.respond(.consumerTopUpResponse(ConsumerTopUpResponse(
+                result: TopUpResult.rejectedError.rawValue, topUpValue: 0, sourceOfTopUp: source, creditRemaining: facts.balance?.credit ?? 0)))]
         case let .readAttributes(ids, _):
             return [.respond(.attributes(ids.map { .status($0, .failure) }))]
         case .getTopUpLog, .getDebtRepaymentLog, .consumerTopUpResponse, .publishTopUpLog, .publishDebtLog:
@@ -266,13 +275,14 @@ public struct Prepayment: Sendable, Hashable {
         }
     }
 
-    private func consumerTopUp(_ topUp: ConsumerTopUp, from sender: EUI64, facts: TopUpFacts) -> [Action] {
+    /// A top-up of `value` pence (nil: the UTRN is invalid), over the HAN or the WAN alike.
+    private func topUp(code codeBytes: [UInt8], value: Int32?, source: UInt8, from sender: EUI64, facts: TopUpFacts) -> [Action] {
         let credit = facts.balance?.credit ?? 0
         func response(_ result: TopUpResult, value: Int32 = 0, credit: Int32) -> Action {
             .respond(.consumerTopUpResponse(ConsumerTopUpResponse(result: result.rawValue, topUpValue: value,
-                                                                  sourceOfTopUp: topUp.originatingDevice, creditRemaining: credit)))
+                                                                  sourceOfTopUp: source, creditRemaining: credit)))
         }
-        guard let value = Self.value(ofUTRN: topUp.topUpCode) else { return [response(.rejectedInvalid, credit: credit)] }
+        guard let value, value >= 0 else { return [response(.rejectedInvalid, credit: credit)] }
         if facts.seenByMeter { return [response(.rejectedDuplicate, credit: credit)] }
         var balance = facts.balance ?? Balance(credit: 0, emergencyCredit: 0, debt: 0)
         // Payment-based recovery: the meter's share of the top-up goes to the debt first.
@@ -282,8 +292,8 @@ public struct Prepayment: Sendable, Hashable {
         guard !overflow else { return [response(.rejectedError, credit: credit)] }
         balance.credit = raised
         balance.debt -= recovered
-        let code = String(decoding: topUp.topUpCode, as: UTF8.self)
-        let record = TopUp(code: code, amount: value, time: facts.now, source: topUp.originatingDevice)
+        let code = String(decoding: codeBytes, as: UTF8.self)
+        let record = TopUp(code: code, amount: value, time: facts.now, source: source)
         var actions: [Action] = [.persist(.balance(balance)), .persist(.topUp(record, device: device))]
         if recovered > 0 {
             actions.append(.persist(.debtCollections([DebtCollection(time: facts.now, amount: UInt32(recovered), debtType: Self.paymentBasedDebtType,

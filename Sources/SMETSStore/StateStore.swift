@@ -182,6 +182,14 @@ public final class StateStore: Sendable {
                 CREATE INDEX prepayment_accruing ON prepayment (device) WHERE debt_per_day > 0;
                 """)
         }
+        // The supplier's name and telephone number as the premises' meter holds them (DUIS 3.4,
+        // supplier.change), so that they survive a restart.
+        migrator.registerMigration("v5-supplier-contact") { db in
+            try db.execute(sql: """
+                ALTER TABLE premises ADD COLUMN supplier_name TEXT;
+                ALTER TABLE premises ADD COLUMN supplier_telephone TEXT;
+                """)
+        }
         return migrator
     }
 }

@@ -142,4 +142,17 @@ extension StoreTransaction {
     public func supplier(premises: String) throws -> String? {
         try String.fetchOne(db, sql: "SELECT supplier FROM premises WHERE id = ?", arguments: [premises])
     }
+
+    /// The supplier's name and telephone number the premises' meter holds; nil leaves one as it is.
+    public func setSupplierContact(premises: String, name: String?, telephone: String?) throws {
+        try db.execute(sql: "UPDATE premises SET supplier_name = coalesce(?, supplier_name), supplier_telephone = coalesce(?, supplier_telephone) WHERE id = ?",
+                       arguments: [name, telephone, premises])
+    }
+
+    public func supplierContact(premises: String) throws -> (name: String?, telephone: String?) {
+        guard let row = try Row.fetchOne(db, sql: "SELECT supplier_name, supplier_telephone FROM premises WHERE id = ?", arguments: [premises]) else {
+            return (nil, nil)
+        }
+        return (row["supplier_name"], row["supplier_telephone"])
+    }
 }

@@ -153,6 +153,43 @@ struct HANStoreFailureTests {
         #expect(log.topUps.map(\.topUpAmount) == [150])
     }
 
+    @Test("DUIS 2.2's top-up: rejected-error, nothing kept or published when the store fails; applied once when it is back")
+    func wanTopUp() throws {
+        let (engine, gate, capture) = try Self.fixture()
+        let dcc = EUI64("90-B3-D5-1F-30-00-00-02")!, code = "73951443011611684638"
+        gate.set(.fail)
+        let refused = engine.topUpOverWAN(meter: Self.esme, code: code, value: 500, source: 0, from: dcc)
+        #expect(refused == Engine.WANTopUpOutcome(result: .rejectedError, value: 0, creditRemaining: 1000, stored: false))
+        #expect(Self.failures(capture) == 1)
+        #expect(!capture.events(at: .info).contains("prepayment.toppedUp"))
+        gate.set(.pass)
+        #expect(try engine.store.read { try $0.prepayment(device: Self.esme) }?.credit == 1000)
+        #expect(try engine.store.read { try $0.topUps(device: Self.esme) }.isEmpty)
+        let accepted = engine.topUpOverWAN(meter: Self.esme, code: code, value: 500, source: 0, from: dcc)
+        #expect(accepted == Engine.WANTopUpOutcome(result: .accepted, value: 500, creditRemaining: 1500, stored: true))
+        #expect(engine.topUpOverWAN(meter: Self.esme, code: code, value: 500, source: 0, from: dcc).result == .rejectedDuplicate)
+        #expect(engine.topUpOverWAN(meter: Self.esme, code: "73951443011611684637", value: nil, source: 0, from: dcc).result == .rejectedInvalid)
+        #expect(try engine.store.read { try $0.topUps(device: Self.esme) }.map(\.amount) == [500])
+    }
+
+    @Test("DUIS 8.11 and 3.4: nothing changes in memory or the store when the store fails")
+    func whitelistAndSupplierName() throws {
+        let (engine, gate, _) = try Self.fixture()
+        let hub = EUI64("00-DB-12-34-56-78-00-01")!, spare = EUI64("00-DB-12-34-56-78-00-07")!
+        gate.set(.fail)
+        #expect(throws: (any Error).self) { try engine.updateHANDeviceLog(hub: hub, device: spare, add: false) }
+        #expect(throws: (any Error).self) { try engine.changeSupplier(premises: "P0001", provider: 0, name: "Lab Energy Ltd", telephone: "0800 555 0199") }
+        gate.set(.pass)
+        #expect(engine.device(spare)?.status == .whitelisted)
+        #expect(try engine.supplierContact(premises: "P0001").name == nil)
+        let (_, after) = try engine.updateHANDeviceLog(hub: hub, device: spare, add: false)
+        #expect(after.status == .pending && engine.device(spare)?.status == .pending)
+        #expect(try engine.store.read { try $0.device(spare) }?.status == .pending)
+        _ = try engine.changeSupplier(premises: "P0001", provider: 0, name: "Lab Energy Ltd", telephone: "0800 555 0199")
+        #expect(try engine.supplierContact(premises: "P0001").name == "Lab Energy Ltd")
+        #expect(try engine.supplierContact(premises: "P0001").telephone == "0800 555 0199")
+    }
+
     @Test("PublishDebtLog at a PPMID and Change of Supplier at a display: FAILURE, nothing kept")
     func ppmidAndSupplier() throws {
         let (engine, gate, capture) = try Self.fixture()

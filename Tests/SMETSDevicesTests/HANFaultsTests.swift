@@ -260,4 +260,70 @@ struct HANFaultsTests {
         #expect(faults.isEmpty)
         #expect((try? faults.add(Self.rule(.mute)).get().id) == 3)
     }
+
+    @Test("a rule on one link acts on that link's frames, either way, and leaves another link to the same device alone")
+    func linkRule() {
+        func onLink(_ link: Int?, _ direction: FaultDirection = .toDevice) -> FaultFrame {
+            var frame = Self.frame(direction)
+            frame.link = link
+            return frame
+        }
+        var faults = Self.faults(Self.rule(.drop(probability: 1), target: .link(3)))
+        #expect(faults.hasLinkRules)
+        // A rig's request on link 3 is dropped; the same request on link 4 reaches the device.
+        #expect(faults.process(onLink(3), payload: 0, now: Self.now).emissions.isEmpty)
+        #expect(faults.process(onLink(4), payload: 0, now: Self.now).emissions.count == 1)
+        // A frame the device sends meets no link rule leaving the device (it has no link yet)...
+        #expect(faults.process(onLink(nil, .fromDevice), payload: 0, now: Self.now).emissions.count == 1)
+        // ...then each link's leg: lost on link 3, delivered on link 4.
+        #expect(faults.processOnLink(onLink(3, .fromDevice), payload: 0, now: Self.now).emissions.isEmpty)
+        #expect(faults.processOnLink(onLink(4, .fromDevice), payload: 0, now: Self.now).emissions.count == 1)
+        #expect(faults.rules[0].counters.matched == 2 && faults.rules[0].counters.applied == 2)
+        // A frame between two emulated devices travels on no rig's link.
+        #expect(faults.process(Self.frame(peer: Self.hub), payload: 0, now: Self.now).emissions.count == 1)
+    }
+
+    @Test("a link's leg meets only link rules: the device's rules act once, on the frame leaving the device")
+    func linkLegSkipsDeviceRules() {
+        var faults = Self.faults(Self.rule(.duplicate(probability: 1)), Self.rule(.delay(fixedMillis: 4, jitterMillis: 0, distribution: .uniform), target: .link(7)))
+        var frame = Self.frame(.fromDevice)
+        let leaving = faults.process(frame, payload: 0, now: Self.now)
+        #expect(leaving.emissions.count == 2 && leaving.emissions.allSatisfy { $0.delayMillis == 0 })
+        frame.link = 7
+        let leg = faults.processOnLink(frame, payload: 0, now: Self.now)
+        #expect(leg.emissions.count == 1 && leg.emissions[0].delayMillis == 4)
+        #expect(faults.rules[0].counters.matched == 1)
+        // Without a link rule nothing needs the legs.
+        var deviceOnly = Self.faults(Self.rule(.mute))
+        #expect(!deviceOnly.hasLinkRules)
+        #expect(deviceOnly.processOnLink(frame, payload: 0, now: Self.now).emissions.count == 1)
+    }
+
+    @Test("disconnect on a link closes that link only; kinds about the device are refused on a link")
+    func linkDisconnectAndRefusals() {
+        var faults = Self.faults(Self.rule(.disconnect, target: .link(2)))
+        var frame = Self.frame()
+        frame.link = 2
+        let outcome = faults.process(frame, payload: 0, now: Self.now)
+        #expect(outcome.closeLinks == [2] && !outcome.disconnect && outcome.emissions.isEmpty)
+        for kind in [FaultKind.refuseLinks, .powerCycle, .hubUnreachable(hub: Self.hub)] {
+            guard case .failure(let error) = faults.add(Self.rule(kind, target: .link(2))) else { Issue.record("\(kind) on a link accepted"); continue }
+            #expect(error.message.contains("name the device"))
+        }
+    }
+
+    @Test("delayed frames: a clock step releases those due by then, earliest first; a wall timer takes one once")
+    func delayedFrames() {
+        var delayed = DelayedFrames<String>()
+        let late = delayed.hold("late", due: Self.now.adding(millis: 3000))
+        _ = delayed.hold("early", due: Self.now.adding(millis: 1000))
+        _ = delayed.hold("early too", due: Self.now.adding(millis: 1000))
+        let latest = delayed.hold("latest", due: Self.now.adding(millis: 9000))
+        #expect(delayed.release(dueBy: Self.now.adding(millis: 999)).isEmpty)
+        #expect(delayed.release(dueBy: Self.now.adding(millis: 5000)) == ["early", "early too", "late"])
+        // The wall timers of released frames find nothing: each frame goes once.
+        #expect(delayed.take(late) == nil)
+        #expect(delayed.take(latest) == "latest" && delayed.take(latest) == nil)
+        #expect(delayed.count == 0 && delayed.release(dueBy: Self.now.adding(millis: 60_000)).isEmpty)
+    }
 }

@@ -54,6 +54,33 @@ struct PrepaymentTests {
         #expect(Self.topUp(Array("bad".utf8), balance: nil) == [Self.response(.rejectedInvalid, credit: 0)])
     }
 
+    @Test("a WAN top-up (DUIS 2.2) takes the value the DCC decoded, not the UTRN's last digits; nil is invalid")
+    func wanTopUp() {
+        let dcc = EUI64("90-B3-D5-1F-30-00-00-02")!
+        let code = "73951443011611684638"  // duis.md §6.11: 500 pence, whatever its last five digits say
+        func wan(_ value: Int32?, balance: Prepayment.Balance? = .initial, seen: Bool = false) -> [Prepayment.Action] {
+            Self.machine.receive(.wanTopUp(code: code, value: value, source: 0x00, from: dcc,
+                                           facts: .init(balance: balance, seenByMeter: seen, senderPPMID: nil, now: Self.now)))
+        }
+        func answer(_ result: Prepayment.TopUpResult, value: Int32 = 0, credit: Int32) -> Prepayment.Action {
+            .respond(.consumerTopUpResponse(ConsumerTopUpResponse(result: result.rawValue, topUpValue: value, sourceOfTopUp: 0x00, creditRemaining: credit)))
+        }
+        let record = Prepayment.TopUp(code: code, amount: 500, time: Self.now, source: 0x00)
+        #expect(wan(500) == [
+            .persist(.balance(.init(credit: 1500, emergencyCredit: 500, debt: 0))),
+            .persist(.topUp(record, device: Self.meter)),
+            .event(.toppedUp(value: 500, from: dcc)),
+            answer(.accepted, value: 500, credit: 1500),
+        ])
+        #expect(wan(nil) == [answer(.rejectedInvalid, credit: 1000)])
+        #expect(wan(500, seen: true) == [answer(.rejectedDuplicate, credit: 1000)])
+        #expect(wan(500, balance: .init(credit: .max - 100, emergencyCredit: 0, debt: 0)) == [answer(.rejectedError, credit: .max - 100)])
+        let input = Prepayment.Input.wanTopUp(code: code, value: 500, source: 0x00, from: dcc,
+                                              facts: .init(balance: .initial, seenByMeter: false, senderPPMID: nil, now: Self.now))
+        #expect(input.mayChangeStore)
+        #expect(Self.machine.storeFailed(input) == [answer(.rejectedError, credit: 1000)])
+    }
+
     @Test("a top-up the credit cannot hold is refused with the error result, not wrapped into debt")
     func overflowingTopUp() {
         let full = Prepayment.Balance(credit: .max - 100, emergencyCredit: 0, debt: 0)

@@ -57,4 +57,58 @@ struct HANCaptureTests {
         #expect(HANCaptureEncoder.shortAddress(EUI64(0xFFFF_0000_0000_0000)) < 0xFFF8)
         #expect(HANCaptureEncoder.shortAddress(EUI64(UInt64.max)) < 0xFFF8)
     }
+
+    /// The blocks of a pcapng byte stream, each checked for its framing: (type, body), or nil when a
+    /// block's lengths disagree or are not a multiple of 4.
+    static func blocks(_ bytes: [UInt8]) -> [(type: UInt32, body: [UInt8])]? {
+        var blocks: [(type: UInt32, body: [UInt8])] = []
+        var at = 0
+        while at < bytes.count {
+            guard at + 12 <= bytes.count else { return nil }
+            let length = Int(u32(bytes, at + 4))
+            guard length % 4 == 0, length >= 12, at + length <= bytes.count, u32(bytes, at + length - 4) == UInt32(length) else { return nil }
+            blocks.append((u32(bytes, at), Array(bytes[(at + 8)..<(at + length - 4)])))
+            at += length
+        }
+        return blocks
+    }
+
+    @Test("pcapng: a Section Header (magic, 1.0, length unknown), an Interface Description (195, snaplen, if_tsresol 6)")
+    func pcapngHeader() throws {
+        let blocks = try #require(Self.blocks(HANCaptureEncoder.fileHeader(format: .pcapng)))
+        #expect(blocks.map(\.type) == [0x0A0D_0D0A, 1])
+        let section = blocks[0].body
+        #expect(Self.u32(section, 0) == 0x1A2B_3C4D && Self.u16(section, 4) == 1 && Self.u16(section, 6) == 0)
+        #expect(Array(section[8..<16]) == [UInt8](repeating: 0xFF, count: 8))
+        let interface = blocks[1].body
+        #expect(Self.u16(interface, 0) == 195 && Self.u16(interface, 2) == 0 && Self.u32(interface, 4) == HANCaptureEncoder.snapLength)
+        // Options after the fixed part: find if_tsresol (9) with value 6, and the end of options.
+        var options: [UInt16: [UInt8]] = [:]
+        var at = 8
+        while at + 4 <= interface.count {
+            let code = Self.u16(interface, at), length = Int(Self.u16(interface, at + 2))
+            options[code] = Array(interface[(at + 4)..<(at + 4 + length)])
+            at += 4 + (length + 3) / 4 * 4
+            if code == 0 { break }
+        }
+        #expect(options[9] == [6] && options[0] == [] && options[2] == Array("smetsd-han".utf8))
+        #expect(HANCaptureEncoder.fileHeader(format: .pcap) == HANCaptureEncoder.fileHeader())
+    }
+
+    @Test("pcapng: an Enhanced Packet Block holds the same radio frame as the pcap record, with a 64-bit microsecond time")
+    func pcapngRecord() throws {
+        var pcap = HANCaptureEncoder(), pcapng = HANCaptureEncoder()
+        let record = pcap.record(Self.data, micros: 1_800_000_000_123_456)
+        let block = pcapng.record(Self.data, micros: 1_800_000_000_123_456, format: .pcapng)
+        let blocks = try #require(Self.blocks(block))
+        #expect(blocks.count == 1 && blocks[0].type == 6)
+        let body = blocks[0].body
+        let micros = UInt64(Self.u32(body, 4)) << 32 | UInt64(Self.u32(body, 8))
+        #expect(Self.u32(body, 0) == 0 && micros == 1_800_000_000_123_456)
+        let length = Int(Self.u32(body, 12))
+        #expect(length == record.count - 16 && Self.u32(body, 16) == UInt32(length))
+        #expect(Array(body[20..<(20 + length)]) == Array(record[16...]))
+        // Padding to 4 bytes is zero.
+        #expect(body[(20 + length)...].allSatisfy { $0 == 0 } && block.count % 4 == 0)
+    }
 }

@@ -229,6 +229,59 @@ def devices_seeds() -> None:
     write("access-json", "bad", b'{"roles": {"host:x": "root"}}')
 
 
+def duis_seeds() -> None:
+    """Requests of the DUIS subset as duis.md writes them, plus the refusals the reader must make."""
+    def request(counter: int, cv: int, reference: str, variant: str, body: str, target: str = "00-DB-12-34-56-78-00-05") -> bytes:
+        return (f'<?xml version="1.0" encoding="UTF-8"?><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" '
+                f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" schemaVersion="5.4"><sr:Header>'
+                f'<sr:RequestID>90-B3-D5-1F-30-01-00-00:{target}:{counter}</sr:RequestID><sr:CommandVariant>{cv}</sr:CommandVariant>'
+                f'<sr:ServiceReference>{reference}</sr:ServiceReference><sr:ServiceReferenceVariant>{variant}</sr:ServiceReferenceVariant>'
+                f'</sr:Header><sr:Body>{body}</sr:Body></sr:Request>').encode()
+    write("duis-xml", "read-firmware", request(1, 1, "11.2", "11.2", "<sr:ReadFirmwareVersion/>"))
+    write("duis-xml", "inventory", request(2, 8, "8.2", "8.2", "<sr:ReadInventory><sr:DeviceID>00-DB-12-34-56-78-00-05</sr:DeviceID></sr:ReadInventory>",
+                                           target="00-00-00-00-00-00-00-00"))
+    write("duis-xml", "top-up", request(30064771072, 1, "2.2", "2.2", "<sr:TopUpDevice><sr:UTRN>73951443011611684638</sr:UTRN></sr:TopUpDevice>"))
+    write("duis-xml", "han-log", request(3, 1, "8.11", "8.11",
+                                         "<sr:UpdateHANDeviceLog><sr:DeviceID>00-1A-2B-FF-FE-00-77-01</sr:DeviceID><sr:RequestType>Add</sr:RequestType>"
+                                         "<sr:AddDeviceToCHFWhitelist><sr:JoinTimePeriod>300</sr:JoinTimePeriod>"
+                                         "<sr:InstallCode>8A31C2D4E5F60718293A4B5C6D7E8F90</sr:InstallCode></sr:AddDeviceToCHFWhitelist></sr:UpdateHANDeviceLog>"))
+    write("duis-xml", "future-dated", request(4, 1, "3.2", "3.2",
+                                              "<sr:RestrictAccessForChangeOfTenancy><sr:ExecutionDateTime>2030-01-15T09:00:00.00Z</sr:ExecutionDateTime>"
+                                              "<sr:RestrictionDateTime>2031-06-30T23:00:00+01:00</sr:RestrictionDateTime></sr:RestrictAccessForChangeOfTenancy>"))
+    write("duis-xml", "signed", request(5, 1, "11.2", "11.2", "<sr:ReadFirmwareVersion/>").replace(
+        b"</sr:Request>", b'<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo/><ds:SignatureValue>AAAA</ds:SignatureValue></ds:Signature></sr:Request>'))
+    write("duis-xml", "mixed", b"<?xml version='1.0'?><!-- c --><a xmlns='urn:x' xmlns:p='urn:p' p:k='&lt;&#x41;&#10;'>t<![CDATA[<c>]]><?pi x?><p:b xml:lang='en'/>&amp;</a>")
+    write("duis-xml", "doctype", b'<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>')
+
+
+def han_link_seeds() -> None:
+    """Programs for the han-link-sequence target (Sources/SMETSFuzz/HANLinkSequence.swift): one
+    operation per byte; 0x01 takes a length and that many bytes of the HAN stream."""
+    device = struct.pack("<Q", 0x00DB123456780005)
+    rig = struct.pack("<Q", 0x000D6F000ABCDEF0)
+
+    def frame(kind: int, body: bytes) -> bytes:
+        return struct.pack("<HB", 1 + len(body), kind) + body
+
+    def received(data: bytes) -> bytes:
+        return bytes([0x01, len(data)]) + data
+
+    hello = frame(0x01, bytes([1]) + rig + device)
+    data = frame(0x10, rig + device + struct.pack("<HHBB", 0x0109, 0x0000, 1, 1) + bytes([0x00, 0x01, 0x00, 0x00, 0x40]))
+    attach = bytes([0x00]) + received(hello) + bytes([0x04, 0x05])
+    write("han-link-sequence", "attach-and-read", bytes([0]) + attach + received(data) + bytes([0x08, 0x09, 0x0A]))
+    write("han-link-sequence", "blocking-replies", bytes([0]) + attach + received(data + data) + bytes([0x18, 0x08, 0x09, 0x09, 0x0A]))
+    write("han-link-sequence", "implied-device", bytes([1, 0x00]) + received(frame(0x01, bytes([1]) + rig + bytes(8))) + bytes([0x04, 0x05, 0x0A]))
+    write("han-link-sequence", "not-admitted", bytes([0, 0x10]) + received(hello) + bytes([0x0A]))
+    write("han-link-sequence", "data-first", bytes([0, 0x00]) + received(data) + bytes([0x0A]))
+    write("han-link-sequence", "hello-timeout", bytes([0, 0x00, 0x06]) + received(hello) + bytes([0x04, 0x0A]))
+    write("han-link-sequence", "device-removed", bytes([0]) + attach + bytes([0x07]) + received(data) + bytes([0x0A]))
+    write("han-link-sequence", "no-room", bytes([0, 0x00]) + received(hello) + bytes([0x04, 0x15, 0x0A]))
+    write("han-link-sequence", "refused-role", bytes([0, 0x00]) + received(hello) + bytes([0x14, 0x0A]))
+    write("han-link-sequence", "split-hello", bytes([0, 0x00]) + received(hello[:5]) + received(hello[5:] + data) + bytes([0x04, 0x05, 0x0A]))
+    write("han-link-sequence", "garbage", bytes([0, 0x00]) + received(b"\xff\xff\x01junk") + bytes([0x0A]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smetsctl", help="smetsctl to build the firmware image seeds with")
@@ -239,6 +292,8 @@ def main() -> None:
     image_seeds(arguments.smetsctl)
     json_seeds()
     devices_seeds()
+    duis_seeds()
+    han_link_seeds()
 
 
 if __name__ == "__main__":

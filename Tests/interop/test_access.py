@@ -71,8 +71,8 @@ RIG_METHODS = PUBLIC | {"devices.list", "devices.get", "han.send", "han.trace", 
 ASSET_METHODS = PUBLIC | {"assets.list", "assets.get"}
 # HAN faults (docs/faults.md): admin and rig. A drop with probability 0 changes nothing for the other calls.
 METHODS.update({"faults.add": {"device": PPMID, "kind": "drop", "probability": 0}, "faults.list": {},
-                "faults.remove": {"id": 999999}, "faults.clear": {}, "han.capture": {"device": PPMID}})
-RIG_METHODS |= {"faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture"}
+                "faults.remove": {"id": 999999}, "faults.clear": {}, "han.capture": {"device": PPMID}, "han.links": {}})
+RIG_METHODS |= {"faults.add", "faults.list", "faults.remove", "faults.clear", "han.capture", "han.links"}
 
 CLIENT = r"""
 import json, socket, sys

@@ -8,6 +8,8 @@ import socket
 import time
 import xml.etree.ElementTree as ET
 
+from conftest import P1_PPMID_UNJOINED
+
 SR = "{http://www.dccinterface.co.uk/ServiceUserGateway}"
 SUPPLIER = "90-B3-D5-1F-30-01-00-00"
 DCC = "90-B3-D5-1F-30-00-00-02"
@@ -121,3 +123,80 @@ def test_http_refusals_seen_by_an_independent_client(daemon):
     assert status == 400 and b"DOCTYPE" in data
     status, _, data = post(daemon, "/api/v1/serviceT", document)
     assert status == 200 and ET.fromstring(data).findtext(f"{SR}Header/{SR}ResponseCode") == "E13"
+
+
+def async_response(daemon, request_id: str) -> ET.Element:
+    for _ in range(200):
+        kept = daemon.rpc("duis.responses", {"requestID": request_id})["responses"]
+        if kept:
+            return ET.fromstring(kept[0]["xml"])
+        time.sleep(0.05)
+    raise AssertionError(f"no asynchronous response for {request_id}")
+
+
+def gcm_open(sealed: bytes, key: bytes, iv: bytes, aad: bytes) -> bytes:
+    """AES-128-GCM with GBCS's 12-byte tag (gbcs.md §2.2), by the `cryptography` package."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, sealed[-12:], min_tag_length=12)).decryptor()
+    decryptor.authenticate_additional_data(aad)
+    return decryptor.update(sealed[:-12]) + decryptor.finalize()
+
+
+ESME = "00-DB-12-34-56-78-00-02"
+CHF = "00-DB-12-34-56-78-00-01"
+
+
+def test_top_up_and_import_registers_read_independently(daemon):
+    # 2.2 with duis.md §6.11's example: 500 pence, UTRN counter 7, RequestID counter 7 << 32.
+    before = daemon.rpc("meter.debt", {"device": ESME})["credit"]
+    counter = 7 << 32
+    status, _, data = post(daemon, "/api/v1/serviceS", request(ESME, counter, 1, "2.2", "2.2",
+                                                                 "<sr:TopUpDevice><sr:UTRN>73951443011611684638</sr:UTRN></sr:TopUpDevice>"))
+    assert status == 200 and ET.fromstring(data).findtext(f"{SR}Header/{SR}ResponseCode") == "I99"
+    answer = async_response(daemon, f"{SUPPLIER}:{ESME}:{counter}")
+    gbcs = read_gbcs(base64.b64decode(answer.findtext(f"{SR}Body/{SR}ResponseMessage/{SR}GBCSPayload")))
+    # CS01a: the RequestID counter, ESME -> supplier, the device's date-time, LIID 20 ‖ low 24 bits, action result 0.
+    assert gbcs["code"] == "0007" and gbcs["counter"] == counter and len(gbcs["date"]) == 12
+    assert gbcs["content"] == bytes.fromhex("DA 20 00 00 00 00 00 01 00 01 03 00")
+    assert daemon.rpc("meter.debt", {"device": ESME})["credit"] == before + 500
+
+    # 4.1.1: ECS17b, the registers under the all-zero key (gbcs.md §2.4), decrypted here.
+    status, _, _ = post(daemon, "/api/v1/serviceS", request(ESME, 4101, 1, "4.1", "4.1.1", "<sr:ReadInstantaneousImportRegisters/>"))
+    assert status == 200
+    answer = async_response(daemon, f"{SUPPLIER}:{ESME}:4101")
+    assert names(answer.find(f"{SR}Body/{SR}ResponseMessage")) == ["ServiceReference", "ServiceReferenceVariant", "GBCSPayload"]
+    gbcs = read_gbcs(base64.b64decode(answer.findtext(f"{SR}Body/{SR}ResponseMessage/{SR}GBCSPayload")))
+    content = gbcs["content"]
+    assert gbcs["code"] == "0027" and content[:9] == bytes.fromhex("DA 20 00 10 05 00 00 01 02") and content[-3:] == b"\x01\x03\x00"
+    start = content.index(bytes.fromhex("09 2B 31 00 00 00 00")) + 7
+    plain = gcm_open(content[start:-3], bytes(16), bytes.fromhex(ESME.replace("-", "")) + bytes(4), b"\x31")
+    assert plain[:5] == bytes.fromhex("02 01 02 04 06") and plain[9:15] == bytes.fromhex("02 02 0F 00 16 1E")
+    assert int.from_bytes(plain[5:9], "big") > 0
+    assert plain[15:] == bytes.fromhex("06 00 00 00 00 02 02 0F 00 16 20")
+
+
+def test_han_device_log_alert_in_xsd_order(daemon):
+    status, _, _ = post(daemon, "/api/v1/serviceS", request(CHF, 8111, 1, "8.11", "8.11",
+                        f"<sr:UpdateHANDeviceLog><sr:DeviceID>{P1_PPMID_UNJOINED}</sr:DeviceID><sr:RequestType>Remove</sr:RequestType></sr:UpdateHANDeviceLog>"))
+    assert status == 200
+    gbcs = read_gbcs(base64.b64decode(async_response(daemon, f"{SUPPLIER}:{CHF}:8111").findtext(f"{SR}Body/{SR}ResponseMessage/{SR}GBCSPayload")))
+    assert gbcs["code"] == "0002" and gbcs["originator"] == CHF.replace("-", "") and gbcs["recipient"] == DCC.replace("-", "")
+    assert gbcs["content"][-5:] == bytes.fromhex("01 00 01 03 00")
+    assert daemon.rpc("devices.get", {"id": P1_PPMID_UNJOINED})["status"] == "Pending"
+    alert = None
+    for _ in range(200):
+        alerts = [r for r in daemon.rpc("duis.responses", {})["responses"] if "DeviceAlertMessage" in r["xml"]]
+        if alerts:
+            alert = ET.fromstring(alerts[0]["xml"])
+            break
+        time.sleep(0.05)
+    assert alert is not None
+    # duis.md §4: an unsolicited alert carries only a ResponseID; DeviceAlertMessage is AlertCode then GBCSPayload.
+    assert names(alert.find(SR + "Header")) == ["ResponseID", "ResponseCode", "ResponseDateTime"]
+    assert alert.findtext(f"{SR}Header/{SR}ResponseID").startswith(f"{CHF}:{SUPPLIER}:")
+    assert names(alert.find(f"{SR}Body/{SR}DeviceAlertMessage")) == ["AlertCode", "GBCSPayload"]
+    assert alert.findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}AlertCode") == "8F12"
+    gbcs = read_gbcs(base64.b64decode(alert.findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}GBCSPayload")))
+    assert gbcs["cra"] == 3 and gbcs["code"] == "0018" and gbcs["originator"] == CHF.replace("-", "") and gbcs["date"] == b""
+    assert gbcs["content"][0] == 0x0F and bytes.fromhex("12 8F 12") in gbcs["content"][:12]
+    assert bytes.fromhex(P1_PPMID_UNJOINED.replace("-", "")) not in gbcs["content"]

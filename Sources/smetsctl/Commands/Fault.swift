@@ -7,8 +7,8 @@ struct Fault: ParsableCommand {
         commandName: "fault",
         abstract: "Impair the HAN on purpose: seeded, reproducible drops, delays, corruption, mutes, power cycles.",
         discussion: """
-            A rule acts on the frames to and from a device (--device), a premises' devices (--premises) \
-            or every device (--all), from now until it is removed, expires (--until, --for, --limit) \
+            A rule acts on the frames to and from a device (--device), a premises' devices (--premises), \
+            every device (--all) or one HAN link (--link, an ID from `smetsctl han links`), from now until it is removed, expires (--until, --for, --limit) \
             or `fault clear`. Rules compose in ID order. The same --seed, rules and traffic give the \
             same decisions. Every fault done is an event fault.applied (smetsctl events) and a log line. \
             See docs/faults.md.
@@ -19,6 +19,7 @@ struct Fault: ParsableCommand {
               smetsctl fault add corrupt --device 00-DB-12-34-56-78-00-05 --cluster 0019 --bits 2
               smetsctl fault add powerCycle --device 00-DB-12-34-56-78-00-05 --after 0019:05:100
               smetsctl fault add mute --device 00-DB-12-34-56-78-00-05 --for 30
+              smetsctl fault add drop --link 3 --direction from --probability 0.5
               smetsctl fault list
               smetsctl fault remove 1
               smetsctl fault clear
@@ -44,6 +45,9 @@ struct FaultAdd: ParsableCommand {
               powerCycle      it reboots (now, or once the window opens): RAM lost, flash kept
               hubUnreachable  frames between the device and its hub never arrive
 
+            With --link, a rule acts on that link's frames only (a disconnect closes that link); \
+            refuseLinks, powerCycle and hubUnreachable name a device.
+
             Example: a 10 % drop of the OTA cluster after the 100th Image Block Response, seeded:
               smetsctl fault add drop --device 00-DB-12-34-56-78-00-05 --probability 0.1 \\
                   --cluster 0019 --after 0019:05:100 --seed 42
@@ -60,6 +64,8 @@ struct FaultAdd: ParsableCommand {
     var premises: String?
     @Flag(help: "Every device of the HAN.")
     var all = false
+    @Option(help: ArgumentHelp("Only the frames on this HAN link (an ID from `smetsctl han links`); other links to the device are left alone.", valueName: "id"))
+    var link: Int?
 
     @Option(help: ArgumentHelp("Probability 0 to 1 (drop, duplicate, corrupt, truncate; default 1).", valueName: "p"))
     var probability: Double?
@@ -96,8 +102,8 @@ struct FaultAdd: ParsableCommand {
     var seed: Int64?
 
     func validate() throws {
-        if [device != nil, premises != nil, all].filter({ $0 }).count != 1 {
-            throw ValidationError("name exactly one of --device, --premises or --all")
+        if [device != nil, premises != nil, all, link != nil].filter({ $0 }).count != 1 {
+            throw ValidationError("name exactly one of --device, --premises, --all or --link")
         }
         if let after, after.split(separator: ":").count != 3 {
             throw ValidationError("--after is CLUSTER:COMMAND:COUNT, e.g. 0019:05:100 (the 100th Image Block Response)")
@@ -109,6 +115,7 @@ struct FaultAdd: ParsableCommand {
         if let device { params["device"] = .string(device.description) }
         if let premises { params["premises"] = .string(premises) }
         if all { params["all"] = true }
+        if let link { params["link"] = JSONValue(link) }
         for (key, value) in [("probability", probability), ("delayMs", delay), ("jitterMs", jitter), ("forSeconds", forSeconds)] {
             if let value { params[key] = .double(value) }
         }
@@ -130,7 +137,10 @@ struct FaultAdd: ParsableCommand {
     func run() throws {
         let result = try global.session { try $0.call("faults.add", params: params) }
         global.output(result) { result in
-            if let applied = result["applied"]?.stringValue { return "\(applied) of \(Format.text(result["device"])) done now\n" }
+            if let applied = result["applied"]?.stringValue {
+                let link = result["link"].map { " (link \(Format.text($0)))" } ?? ""
+                return "\(applied) of \(Format.text(result["device"]))\(link) done now\n"
+            }
             return "added rule \(Format.text(result["id"])): " + FaultList.summary(result) + "\n"
         }
     }
@@ -151,7 +161,7 @@ struct FaultList: ParsableCommand {
     @OptionGroup var global: GlobalOptions
 
     static func target(_ rule: JSONValue) -> String {
-        rule["device"]?.stringValue ?? rule["premises"]?.stringValue ?? "all"
+        rule["device"]?.stringValue ?? rule["premises"]?.stringValue ?? rule["link"].map { "link \(Format.text($0))" } ?? "all"
     }
 
     static func which(_ rule: JSONValue) -> String {

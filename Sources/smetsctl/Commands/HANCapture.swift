@@ -13,13 +13,15 @@ struct HANCapture: ParsableCommand {
             195): what a sniffer beside the devices would see. Frames a fault dropped are absent, a \
             duplicated frame is there twice, a corrupted one as it was sent. Timestamps are on the \
             virtual clock; --logical stamps frame n at n ms after 2000-01-01, so that two seeded \
-            runs with the same traffic give byte-identical files. Runs until interrupted, or --count \
-            frames.
+            runs with the same traffic give byte-identical files. --format pcapng writes pcapng \
+            (Section Header, Interface Description with if_tsresol, Enhanced Packet Blocks) instead \
+            of pcap. Runs until interrupted, or --count frames.
 
             Examples:
               smetsctl han capture --premises P0001 -w - | wireshark -k -i -
               smetsctl han capture --device 00-DB-12-34-56-78-00-05 -w ota.pcap --count 500
               smetsctl han capture -w - | tshark -r - -V
+              smetsctl han capture --format pcapng --premises P0001 -w han.pcapng
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -39,16 +41,20 @@ struct HANCapture: ParsableCommand {
     @Flag(help: "Stamp frame n at n ms after 2000-01-01 instead of its virtual time (reproducible bytes).")
     var logical = false
 
+    @Option(help: ArgumentHelp("pcap (default) or pcapng.", valueName: "format"))
+    var format: String = "pcap"
+
     func validate() throws {
         if device != nil && premises != nil { throw ValidationError("name --device or --premises, not both") }
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
+        if format != "pcap" && format != "pcapng" { throw ValidationError("--format must be pcap or pcapng") }
         if write == "-" && Terminal.standardOutputIsTTY {
             throw ValidationError("a pcap is binary: write it to a file (-w FILE) or a pipe (-w - | wireshark -k -i -)")
         }
     }
 
     func run() throws {
-        var params: [String: JSONValue] = ["clock": .string(logical ? "logical" : "virtual")]
+        var params: [String: JSONValue] = ["clock": .string(logical ? "logical" : "virtual"), "format": .string(format)]
         if let device { params["device"] = .string(device.description) }
         if let premises { params["premises"] = .string(premises) }
         let output: FileHandle

@@ -54,11 +54,14 @@ enum Format {
         for field in deviceFields where members[field.key] != nil || field.key == "hub" {
             list.add(field.label, text(members[field.key]))
         }
-        let known = Set(deviceFields.map(\.key) + ["data"])
+        let known = Set(deviceFields.map(\.key) + ["data", "supplier"])
         for key in members.keys.sorted() where !known.contains(key) { list.add(key, text(members[key])) }
         var output = list.render()
-        if let data = members["data"]?.objectValue, !data.isEmpty {
-            output += "data\n" + keyValues(data).render(indent: 2)
+        // Nested objects as indented blocks: what the device holds, and its premises' supplier.
+        for block in ["data", "supplier"] {
+            if let members = members[block]?.objectValue, !members.isEmpty {
+                output += block + "\n" + keyValues(members).render(indent: 2)
+            }
         }
         return output
     }

@@ -1,0 +1,2 @@
+// glibc's heap statistics and trim (<malloc.h> is not in Swift's Glibc module).
+#include <malloc.h>
