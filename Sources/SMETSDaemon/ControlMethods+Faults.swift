@@ -60,7 +60,7 @@ extension ControlRouter {
                     _ = try engine.requireDevice(id)
                     devices = [id]
                 case (nil, let premises?):
-                    guard let ids = engine.state.withLock({ $0.premises[premises] }) else { throw DomainError(.premisesNotFound, "no premises \(premises)") }
+                    guard let ids = engine.state.read({ $0.premises[premises] }) else { throw DomainError(.premisesNotFound, "no premises \(premises)") }
                     devices = Set(ids)
                 case (nil, nil): devices = nil
                 default: throw JSONRPCError.invalidParams("name a device or a premises, or neither for the whole HAN")
@@ -115,7 +115,7 @@ extension ControlRouter {
             _ = try engine.requireDevice(id)
             target = .device(id)
         case (nil, let premises?, false, nil):
-            guard engine.state.withLock({ $0.premises[premises] }) != nil else {
+            guard engine.state.read({ $0.premises[premises] }) != nil else {
                 throw DomainError(.premisesNotFound, "no premises \(premises)")
             }
             target = .premises(premises)

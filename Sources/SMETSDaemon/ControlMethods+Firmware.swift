@@ -175,7 +175,7 @@ extension Engine {
     /// The firmware rules for `file` and device `id`, in both layers, without a transfer.
     public func checkFirmware(file: [UInt8], device id: EUI64) throws -> LayeredFirmwareVerdict {
         let device = try requireDevice(id)
-        let (model, lab, hub) = state.withLock { state in (state.lab.models[device.modelKey], state.lab, device.hub.flatMap { state.devices[$0] }) }
+        let (model, lab, hub) = state.read { state in (state.lab.models[device.modelKey], state.lab, device.hub.flatMap { state.devices[$0] }) }
         guard let model else { throw DomainError(.modelNotFound, "no model \(device.modelKey)") }
         let (verdict, image) = Self.check(file: file, device: device, model: model, lab: lab)
         let dcc = image.map { lab.dcc.firmwareChecks(fileVersion: FirmwareVersion($0.header.fileVersion), device: device, model: model, hub: hub) } ?? []

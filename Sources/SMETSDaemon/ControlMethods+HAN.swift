@@ -85,7 +85,7 @@ extension Engine {
         guard ppmid.type == .ppmid else { throw DomainError(.invalidState, "\(id) is a \(ppmid.type); top-ups are sent by a PPMID") }
         guard ppmid.hub != nil else { throw DomainError(.notJoined, "\(id) has not joined a Communications Hub, so it cannot reach a meter") }
         let meterType: DeviceType = gas ? .gpf : .esme
-        guard let meter = state.withLock({ state in state.premises[ppmid.premisesID]?.first { state.devices[$0]?.type == meterType } }) else {
+        guard let meter = state.read({ state in state.premises[ppmid.premisesID]?.first { state.devices[$0]?.type == meterType } }) else {
             throw DomainError(.invalidState, "premises \(ppmid.premisesID) has no \(meterType)")
         }
         let request = ConsumerTopUp(originatingDevice: 0x02, topUpCode: Array(code.utf8))

@@ -70,7 +70,7 @@ extension Engine {
     /// `link`: the HAN link a rig's frame came in on (its link rules act too).
     func impair(device: EUI64, peer: EUI64, direction: FaultDirection, cluster: UInt16, zcl: [UInt8], link: Int? = nil,
                 send: @escaping FaultSend) {
-        let (now, premises) = state.withLock { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
         let frame = FaultFrame(device: device, premises: premises, peer: peer, direction: direction, cluster: cluster, zcl: zcl, link: link)
         let outcome = faults.change { $0.process(frame, payload: send, now: now) }
         carryOut(outcome, device: device, now: now)
@@ -95,10 +95,10 @@ extension Engine {
     /// names a link, the frame is captured once (it went out on the air) and then each link's leg
     /// passes that link's rules on its own, so a rule on one link leaves the others alone.
     func sendToLinks(_ outgoing: OutgoingZCL) {
-        let (sink, linkSink) = state.withLock { ($0.frameSink, $0.linkSink) }
+        let (sink, linkSink) = state.read { ($0.frameSink, $0.linkSink) }
         guard faults.hasLinkRules, let linkSink else { sink?(outgoing); return }
         capture(outgoing.hanData)
-        let (now, premises) = state.withLock { ($0.clock.now(real: realNow()), $0.devices[outgoing.from]?.premisesID ?? "") }
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[outgoing.from]?.premisesID ?? "") }
         for (link, _) in links.identifiedChannels(of: outgoing.from) {
             let frame = FaultFrame(device: outgoing.from, premises: premises, peer: outgoing.to, direction: .fromDevice,
                                    cluster: outgoing.cluster, zcl: outgoing.zcl, link: link)
@@ -126,7 +126,7 @@ extension Engine {
     /// Whether a new link to `device` is refused by a rule now (published as a fault when it is).
     func refusesLink(to device: EUI64) -> Bool {
         guard faults.isActive else { return false }
-        let (now, premises) = state.withLock { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
+        let (now, premises) = state.read { ($0.clock.now(real: realNow()), $0.devices[device]?.premisesID ?? "") }
         guard let id = faults.change({ $0.refusesLink(device: device, premises: premises, now: now) }) else { return false }
         let frame = FaultFrame(device: device, premises: premises, peer: device, direction: .toDevice, cluster: 0, zcl: [])
         publishFault(FaultApplication(ruleID: id, kind: "refuseLinks", detail: "link refused", frame: frame), now: now)
@@ -229,7 +229,7 @@ extension Engine {
     /// Frames a reorder rule releases from elsewhere go their own way.
     func impairNow(_ outgoing: OutgoingZCL, bytes: [UInt8]) -> [[UInt8]] {
         let arrived = Mutex<[[UInt8]]>([])
-        let (now, senderPremises, receiverPremises) = state.withLock {
+        let (now, senderPremises, receiverPremises) = state.read {
             ($0.clock.now(real: realNow()), $0.devices[outgoing.from]?.premisesID ?? "", $0.devices[outgoing.to]?.premisesID ?? "")
         }
         let sent = FaultFrame(device: outgoing.from, premises: senderPremises, peer: outgoing.to, direction: .fromDevice,

@@ -183,7 +183,7 @@ extension Engine {
         if input.mayChangeStore {
             return .blocking { [self] in reply(self.clientDurably(id, input, answering: frame)) }
         }
-        guard let (context, now) = state.withLock({ state in clientContext(id, in: state).map { ($0, state.clock.now(real: realNow())) } }) else {
+        guard let (context, now) = state.read({ state in clientContext(id, in: state).map { ($0, state.clock.now(real: realNow())) } }) else {
             return .now([])
         }
         let actions = firmwareStates.withLock { $0[id, default: DeviceFirmwareState()].client.receive(input, now: now, context: context) }
@@ -229,7 +229,7 @@ extension Engine {
     /// The whole file is in: checks it against the firmware rules (outside every lock: a signature
     /// check is slow), then hands the verdict to the client, which keeps a passing image.
     private func verify(_ id: EUI64, file: [UInt8]) -> [ZCLFrame] {
-        guard let (device, model, lab) = state.withLock({ state -> (Device, DeviceModel, LabSnapshot)? in
+        guard let (device, model, lab) = state.read({ state -> (Device, DeviceModel, LabSnapshot)? in
             guard let device = state.devices[id], let model = state.lab.models[device.modelKey] else { return nil }
             return (device, model, state.lab)
         }) else { return [] }
@@ -505,7 +505,7 @@ extension Engine {
 
     /// Reads an image for `firmware.update`: the typed reason when it cannot be read.
     public func readImage(_ file: [UInt8]) throws -> OTAImage {
-        let limit = state.withLock { $0.lab.settings.maxImageBytes }
+        let limit = state.read { $0.lab.settings.maxImageBytes }
         do {
             return try OTAImage(parsing: file, options: .init(maxImageBytes: limit))
         } catch {
@@ -526,7 +526,7 @@ extension Engine {
             "imageSize": .int(Int64(file.count)), "targets": .array(targets.map { .string($0.description) }),
         ])
         // The transfers are independent and CPU-bound (a 256 KiB image is some 2,600 frames carried
-        // in memory), so they run on as many threads as there are cores. Every occurrence of one
+        // in memory), so they run on as many (bulk) threads as there are cores. Every occurrence of one
         // device goes to the same thread, in the order given, so a device listed twice is still
         // served twice one after the other; results come back in the order of `targets`.
         let workers = max(1, min(targets.count, ProcessInfo.processInfo.activeProcessorCount, Self.maxParallelPushes))
@@ -537,15 +537,15 @@ extension Engine {
             laneOf[target] = lane
             lanes[lane].append(index)
         }
-        let results = Mutex([FirmwareUpdateResult?](repeating: nil, count: targets.count))
+        // On bulk threads, below the event loops' priority: a push must not hold HAN reads up.
+        let results = BulkWork.Slots<FirmwareUpdateResult>(count: targets.count)
         let work = lanes
-        DispatchQueue.concurrentPerform(iterations: workers) { lane in
+        BulkWork.run(lanes: workers) { [self] lane in
             for index in work[lane] {
-                let result = push(file: file, image: image, hash: hash, to: targets[index], activation: activation)
-                results.withLock { $0[index] = result }
+                results.set(index, push(file: file, image: image, hash: hash, to: targets[index], activation: activation))
             }
         }
-        return (hash, results.withLock { $0.compactMap { $0 } })
+        return (hash, results.values.compactMap { $0 })
     }
 
     /// At most this many `firmware.update` transfers at once (further limited by the cores).
@@ -554,7 +554,7 @@ extension Engine {
     private func push(file: [UInt8], image: OTAImage, hash: String, to id: EUI64, activation: FirmwareActivationTime) -> FirmwareUpdateResult {
         var result = FirmwareUpdateResult(device: id, outcome: "failed", reason: "", checks: [], activateAt: nil, firmwareVersion: nil)
         enum Route { case hub(EUI64, OutgoingZCL), refused(String, [FirmwareCheck]) }
-        let route = state.withLock { state -> Route in
+        let route = state.read { state -> Route in
             let now = state.clock.now(real: realNow())
             guard let device = state.devices[id] else { return .refused("no device \(id)", []) }
             guard let model = state.lab.models[device.modelKey] else { return .refused("no model \(device.modelKey)", []) }
@@ -586,7 +586,7 @@ extension Engine {
             hub = found
             exchange(notify, between: hub, and: id, limit: file.count + 64)
         }
-        let (last, served, device) = state.withLock { state -> (OTAClient.Step?, OTAServer.Offer?, Device?) in
+        let (last, served, device) = state.read { state -> (OTAClient.Step?, OTAServer.Offer?, Device?) in
             firmwareStates.withLock { states -> (OTAClient.Step?, OTAServer.Offer?, Device?) in
                 let served = states[hub]?.server.withdraw(id)
                 return (states[id]?.client.lastStep, served, state.devices[id])
@@ -611,7 +611,7 @@ extension Engine {
         // resource. The OTA code takes only a device's ID and type from these copies, and checks
         // under the lock that the device is still there.
         var relay = relayContext()
-        let devices = state.withLock { state in [a: state.devices[a], b: state.devices[b]] }
+        let devices = state.read { state in [a: state.devices[a], b: state.devices[b]] }
         while index < queue.count, index < limit {
             let outgoing = queue[index]
             index += 1
@@ -661,7 +661,7 @@ extension Engine {
     }
 
     private func relayContext() -> RelayContext {
-        let (sink, clock) = state.withLock { ($0.frameSink, $0.clock) }
+        let (sink, clock) = state.read { ($0.frameSink, $0.clock) }
         return RelayContext(sink: sink, clock: clock, publishFrames: events.hasSubscribers(for: .hanFrame))
     }
 
@@ -701,7 +701,7 @@ extension Engine {
     public func activateFirmware(_ id: EUI64, hash: String?, at time: Timestamp?) throws -> ActivationReport {
         let target = try requireDevice(id)
         // Activate Firmware is a service request: the DCC decides whether it may reach the device.
-        let (dcc, model, hub) = state.withLock { state in (state.lab.dcc, state.lab.models[target.modelKey], target.hub.flatMap { state.devices[$0] }) }
+        let (dcc, model, hub) = state.read { state in (state.lab.dcc, state.lab.models[target.modelKey], target.hub.flatMap { state.devices[$0] }) }
         if let refusal = dcc.refusal(for: .firmwareActivate, device: target, model: model, hub: hub) {
             throw DomainError(.invalidState, "the DCC refused: \(refusal.message)")
         }
@@ -798,7 +798,7 @@ extension Engine {
     public func firmwareStatus(_ id: EUI64) throws -> FirmwareStatus {
         let device = try requireDevice(id)
         let firmware = firmwareState(id)
-        return state.withLock { state in
+        return state.read { state in
             let model = state.lab.models[device.modelKey]
             let presented = model.map { state.lab.cpl.presentedFirmware(model: $0, firmware: device.firmwareVersion, mode: device.mode, regime: state.lab.regime) }
                 ?? device.firmwareVersion

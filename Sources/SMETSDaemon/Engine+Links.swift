@@ -23,8 +23,16 @@ public struct TracedFrame: Sendable {
 
 /// The last frames of each device that had traffic, in a bounded ring per device (mutated in place:
 /// recording a frame never copies the ring).
+///
+/// The rings are spread over shards by device, each with its own lock: the event loops answering
+/// rigs and a firmware push recording thousands of frames of other devices do not queue on one
+/// lock (a holder the scheduler preempts would hold every link's answer up with it). Only a device
+/// starting a ring takes the `membership` lock, which keeps the order rings were made in, so the
+/// oldest is dropped first whatever shard it is in.
 final class FrameTraces: Sendable {
     static let perDevice = 200
+    /// Shards of the rings, by device. A power of two, so a shard is a mask of the device's bits.
+    static let shardCount = 64
 
     struct Ring {
         var frames: [TracedFrame] = []
@@ -42,14 +50,18 @@ final class FrameTraces: Sendable {
         var inOrder: [TracedFrame] { Array(frames[oldest...] + frames[..<oldest]) }
     }
 
-    struct Rings {
-        var byDevice: [EUI64: Ring] = [:]
+    final class Shard: Sendable {
+        let rings = Mutex<[EUI64: Ring]>([:])
+    }
+
+    struct Membership {
         /// Devices in the order their rings were made, so the oldest is dropped first.
         var order: [EUI64] = []
         var dropped = 0
     }
 
-    private let rings = Mutex(Rings())
+    private let shards: [Shard] = (0..<FrameTraces.shardCount).map { _ in Shard() }
+    private let membership = Mutex(Membership())
     /// How many devices keep a trace at once: a hub push to thousands of devices must not keep
     /// 200 frames of each forever. Set again on reload (`maxTracedDevices`).
     private let limit: Atomic<Int>
@@ -60,39 +72,74 @@ final class FrameTraces: Sendable {
     /// A lower limit drops the oldest rings when the next device starts one.
     func setMaxDevices(_ count: Int) { limit.store(count, ordering: .relaxed) }
 
-    func record(_ device: EUI64, _ frame: TracedFrame) { record([(device, frame)]) }
+    private func shard(_ device: EUI64) -> Shard {
+        // The low bits of an EUI-64 vary between devices of a lab (generated IDs count up).
+        let bits = device.rawValue ^ (device.rawValue >> 29)
+        return shards[Int(truncatingIfNeeded: bits) & (Self.shardCount - 1)]
+    }
 
-    /// Records frames in order under one lock (a request and its answers: one lock per round trip).
+    /// Records one frame: under its device's shard lock when the ring exists (every frame but a
+    /// device's first), else under the membership lock too.
+    func record(_ device: EUI64, _ frame: TracedFrame) {
+        let shard = self.shard(device)
+        let appended = shard.rings.withLock { rings -> Bool in
+            // One hash of the key, and the ring changed where it is stored.
+            guard let index = rings.index(forKey: device) else { return false }
+            rings.values[index].append(frame)
+            return true
+        }
+        if !appended { start(device, with: frame, in: shard) }
+    }
+
+    /// Records frames in order (a request and its answers).
     func record(_ frames: [(device: EUI64, frame: TracedFrame)]) {
-        guard !frames.isEmpty else { return }
+        for (device, frame) in frames { record(device, frame) }
+    }
+
+    /// A device's first frame since its ring was made or dropped: the ring joins the order and
+    /// the oldest rings beyond the limit go.
+    private func start(_ device: EUI64, with frame: TracedFrame, in shard: Shard) {
         let maxDevices = self.maxDevices
-        rings.withLock { rings in
-            for (device, frame) in frames {
-                if rings.byDevice[device] == nil {
-                    rings.order.append(device)
-                    while rings.order.count - rings.dropped > maxDevices {
-                        rings.byDevice[rings.order[rings.dropped]] = nil
-                        rings.dropped += 1
-                        if rings.dropped > 4096 { rings.order.removeFirst(rings.dropped); rings.dropped = 0 }
-                    }
+        // Rings dropped here are freed after the locks, not under them.
+        var released: [Ring] = []
+        membership.withLock { membership in
+            // Another thread may have made it since the shard was looked at: checked again.
+            let started = shard.rings.withLock { rings -> Bool in
+                if rings[device] != nil {
+                    rings[device]?.append(frame)
+                    return false
                 }
-                rings.byDevice[device, default: Ring()].append(frame)
+                var ring = Ring()
+                ring.append(frame)
+                rings[device] = ring
+                return true
+            }
+            guard started else { return }
+            membership.order.append(device)
+            while membership.order.count - membership.dropped > maxDevices {
+                let oldest = membership.order[membership.dropped]
+                membership.dropped += 1
+                if let ring = self.shard(oldest).rings.withLock({ $0.removeValue(forKey: oldest) }) { released.append(ring) }
+            }
+            if membership.dropped > 4096 {
+                membership.order.removeFirst(membership.dropped)
+                membership.dropped = 0
             }
         }
     }
 
-    func frames(_ device: EUI64) -> [TracedFrame] { rings.withLock { $0.byDevice[device]?.inOrder ?? [] } }
+    func frames(_ device: EUI64) -> [TracedFrame] { shard(device).rings.withLock { $0[device]?.inOrder ?? [] } }
 
     /// Change of Tenancy: the devices' frames recorded at or before `cutoff` go from memory in the
     /// same step as from the store (a trace must not show the prior occupant's messages or UTRNs).
     /// Device Management frames stay: they carry the change itself, no occupant's data.
     func forget(_ devices: some Sequence<EUI64>, recordedUpTo cutoff: Timestamp) {
-        rings.withLock { rings in
-            for device in devices {
-                guard let ring = rings.byDevice[device] else { continue }
+        for device in devices {
+            shard(device).rings.withLock { rings in
+                guard let ring = rings[device] else { return }
                 var kept = Ring()
                 for frame in ring.inOrder where frame.time > cutoff || frame.cluster == ZCLClusterID.deviceManagement { kept.append(frame) }
-                rings.byDevice[device] = kept
+                rings[device] = kept
             }
         }
     }
@@ -126,20 +173,19 @@ extension Engine {
     /// A device sends frames: traced, shown to every link attached to the sender, and handed to the
     /// receiving device when it is one of ours. Call on the blocking pool (the receiver may write),
     /// or give `deliverLater`, which runs a delivery to one of ours where it may block.
-    /// `incoming`, the request these frames answer, is traced first, at the same time and under the
-    /// same lock (the HAN's hot path: one clock read and one trace lock per round trip).
+    /// `incoming`, the request these frames answer, is traced first, at the same time (the HAN's hot
+    /// path: one clock read per round trip; each frame takes only its device's trace shard lock).
     /// Returns why frames were not sent: a meter's message it could not keep (see ``keepSent(_:)``).
     @discardableResult
     public func emit(_ frames: [OutgoingZCL], deliver: Bool = true, answering incoming: IncomingFrame? = nil,
                      deliverLater: (@Sendable (@escaping @Sendable () -> Void) -> Void)? = nil) -> [any Error] {
         guard !frames.isEmpty || incoming != nil else { return [] }
         // One lock for the sink, the time and which receivers are ours: this runs for every answer.
-        let (sink, now, local) = state.withLock { state in
+        let (sink, now, local) = state.read { state in
             (state.frameSink, state.clock.now(real: realNow()), deliver ? frames.map { state.devices[$0.to] != nil } : [])
         }
-        var traced: [(device: EUI64, frame: TracedFrame)] = []
         if let incoming {
-            traced.append((incoming.device, TracedFrame(time: now, direction: .incoming, peer: incoming.peer, cluster: incoming.cluster, zcl: incoming.zcl)))
+            traces.record(incoming.device, TracedFrame(time: now, direction: .incoming, peer: incoming.peer, cluster: incoming.cluster, zcl: incoming.zcl))
         }
         var withheld: [any Error] = []
         var sent: [(index: Int, outgoing: OutgoingZCL)] = []
@@ -150,10 +196,9 @@ extension Engine {
             }
             let bytes = outgoing.frame.encoded()
             outgoing.encodedZCL = bytes
-            traced.append((outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes)))
+            traces.record(outgoing.from, TracedFrame(time: now, direction: .outgoing, peer: outgoing.to, cluster: outgoing.cluster, zcl: bytes))
             sent.append((index, outgoing))
         }
-        traces.record(traced)
         if let incoming {
             publishFrame(device: incoming.device, direction: .incoming, peer: incoming.peer, cluster: incoming.cluster, zcl: incoming.zcl, now: now)
         }

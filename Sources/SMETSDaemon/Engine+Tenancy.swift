@@ -15,7 +15,7 @@ extension Engine {
     /// The Change of Tenancy date of a premises once it has passed: meters serve HAN devices nothing
     /// from before it.
     func tenancyStart(premises: String) -> Timestamp? {
-        state.withLock { state in
+        state.read { state in
             guard let date = state.tenancyChangedAt[premises], date <= state.clock.now(real: realNow()) else { return nil }
             return date
         }
@@ -35,6 +35,11 @@ extension Engine {
     /// clears what the bitmap selects and its model clears, and the meters their copies of the
     /// supplier's messages, of what was recorded up to T: the new occupant's data is never touched.
     public func changeTenancy(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {
+        // Over thousands of premises, seconds of planning and clearing: on a bulk thread, below the event loops.
+        try BulkWork.run { [self] in try changeTenancyNow(premises: ids, control: control, implementationTime: implementationTime) }
+    }
+
+    private func changeTenancyNow(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {
         let now = self.now()
         let due = implementationTime ?? now
         var frames: [OutgoingZCL] = []
@@ -126,7 +131,7 @@ extension Engine {
     /// by the meter, durably, before the displays are sent them.
     public func changeSupplier(premises: String, provider: UInt32, name: String, telephone: String? = nil) throws -> [EUI64] {
         let now = self.now()
-        let (meter, displays) = try state.withLock { state -> (Device, [Device]) in
+        let (meter, displays) = try state.read { state -> (Device, [Device]) in
             guard let members = state.premises[premises] else { throw DomainError(.premisesNotFound, "no premises '\(premises)'") }
             let devices = members.compactMap { state.devices[$0] }
             guard let meter = devices.first(where: { $0.type == .esme }) ?? devices.first(where: { $0.type == .gpf }) else {

@@ -37,7 +37,7 @@ extension Engine {
     /// reads what they need, commits what they change and frames what they answer.
     public func handleZCL(deviceID: EUI64, source: EUI64, profile: UInt16, cluster: UInt16, zcl: [UInt8]) -> ZCLHandling {
         // One lock for what a read from memory needs: this runs for every frame on the HAN.
-        let (found, model) = state.withLock { state -> (Device?, DeviceModel?) in
+        let (found, model) = state.read { state -> (Device?, DeviceModel?) in
             guard let device = state.devices[deviceID] else { return (nil, nil) }
             return (device, state.lab.models[device.modelKey])
         }
@@ -108,7 +108,7 @@ extension Engine {
     func attributeRecords(_ device: Device, model: DeviceModel?, cluster: UInt16, ids: [UInt16]) -> [ReadAttributesResponse.Record] {
         var context = DeviceAttributes.Context(device: device, model: model, now: Timestamp(unixMillis: 0))
         if cluster == ZCLClusterID.metering {
-            state.withLock { state in
+            state.read { state in
                 context.now = state.clock.now(real: realNow())
                 // The GPF mirrors its GSME: it serves the gas meter's consumption.
                 if device.type == .gpf { context.meter = state.premises[device.premisesID]?.first { state.devices[$0]?.type == .gsme } }

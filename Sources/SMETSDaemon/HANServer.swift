@@ -10,6 +10,49 @@ import SMETSWire
 import Synchronization
 import SystemdKit
 
+/// Where the frames of the device a link is attached to reach that link.
+///
+/// A frame written on the link's own event loop while its handler is in a read batch (between
+/// `channelRead` and `channelReadComplete`) is not flushed there: the handler flushes once when
+/// the batch ends, so the answers to every request one read brought leave in one write. Anything
+/// else is flushed at once.
+final class LinkOutput: Sendable {
+    let channel: any Channel
+    private let batch: NIOLoopBoundBox<Batch>
+
+    struct Batch {
+        var reading = false
+        var unflushed = false
+    }
+
+    /// Made on the link's event loop.
+    init(channel: any Channel) {
+        self.channel = channel
+        batch = NIOLoopBoundBox(Batch(), eventLoop: channel.eventLoop)
+    }
+
+    func send(_ bytes: [UInt8]) {
+        var buffer = channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        if channel.eventLoop.inEventLoop, batch.value.reading {
+            batch.value.unflushed = true
+            channel.write(buffer, promise: nil)
+        } else {
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+    }
+
+    /// Called by the link's handler on its event loop.
+    func beginRead() { batch.value.reading = true }
+
+    /// Ends the read batch; true when what it wrote is still to be flushed.
+    func endRead() -> Bool {
+        let unflushed = batch.value.unflushed
+        batch.value = Batch()
+        return unflushed
+    }
+}
+
 /// One HAN link as the control API shows it (`han.links`): a rig learns its link's ID here, or from
 /// the `han.attached` event, to aim a fault rule at that link alone.
 struct HANLinkInfo: Sendable {
@@ -27,7 +70,7 @@ struct HANLinkInfo: Sendable {
 final class LinkRegistry: Sendable {
     struct Links {
         var nextID = 0
-        var byDevice: [EUI64: [Int: any Channel]] = [:]
+        var byDevice: [EUI64: [Int: LinkOutput]] = [:]
         var info: [Int: HANLinkInfo] = [:]
     }
 
@@ -35,12 +78,12 @@ final class LinkRegistry: Sendable {
 
     /// Attaches unless `device` already has `limit` links (the attaching link's `maxLinksPerDevice`);
     /// returns the link's ID.
-    func attach(_ channel: any Channel, to device: EUI64, limit: Int, at time: Timestamp) -> Int? {
+    func attach(_ output: LinkOutput, to device: EUI64, limit: Int, at time: Timestamp) -> Int? {
         links.withLock { links in
             var attached = links.byDevice[device, default: [:]]
             guard attached.count < limit else { return nil }
             links.nextID += 1
-            attached[links.nextID] = channel
+            attached[links.nextID] = output
             links.byDevice[device] = attached
             links.info[links.nextID] = HANLinkInfo(id: links.nextID, device: device, attachedAt: time)
             return links.nextID
@@ -63,16 +106,20 @@ final class LinkRegistry: Sendable {
         }
     }
 
-    func channels(of device: EUI64) -> [any Channel] { links.withLock { Array(($0.byDevice[device] ?? [:]).values) } }
+    func outputs(of device: EUI64) -> [LinkOutput] { links.withLock { Array(($0.byDevice[device] ?? [:]).values) } }
+
+    func channels(of device: EUI64) -> [any Channel] { outputs(of: device).map(\.channel) }
 
     /// The device's links with their IDs, in ID order (a frame's legs to its links pass the link rules in a stable order).
     func identifiedChannels(of device: EUI64) -> [(id: Int, channel: any Channel)] {
-        links.withLock { ($0.byDevice[device] ?? [:]).sorted { $0.key < $1.key }.map { (id: $0.key, channel: $0.value) } }
+        links.withLock { ($0.byDevice[device] ?? [:]).sorted { $0.key < $1.key }.map { (id: $0.key, channel: $0.value.channel) } }
     }
 
-    func channel(_ id: Int) -> (any Channel)? {
+    func output(_ id: Int) -> LinkOutput? {
         links.withLock { links in links.info[id].flatMap { links.byDevice[$0.device]?[id] } }
     }
+
+    func channel(_ id: Int) -> (any Channel)? { output(id)?.channel }
 
     func info(_ id: Int) -> HANLinkInfo? { links.withLock { $0.info[id] } }
 
@@ -100,22 +147,21 @@ final class HANServer: Sendable {
         self.logger = logger
         let links = engine.links
         engine.setFrameSink { outgoing in
+            // Links first: a frame no rig is attached to see (most of a firmware push) is encoded
+            // only when a capture wants it.
+            let outputs = links.outputs(of: outgoing.from)
+            let capturing = engine.captures.isActive
+            guard capturing || !outputs.isEmpty else { return }
             let data = outgoing.hanData
-            engine.capture(data)
+            if capturing { engine.capture(data) }
+            guard !outputs.isEmpty else { return }
             let bytes = HANFrame.data(data).encoded()
-            for channel in links.channels(of: outgoing.from) {
-                var buffer = channel.allocator.buffer(capacity: bytes.count)
-                buffer.writeBytes(bytes)
-                channel.writeAndFlush(buffer, promise: nil)
-            }
+            for output in outputs { output.send(bytes) }
         }
         // A frame's leg to one link, after that link's rules (captured once already, as the device sent it).
         engine.setLinkSink { outgoing, link in
-            guard let channel = links.channel(link) else { return }
-            let bytes = HANFrame.data(outgoing.hanData).encoded()
-            var buffer = channel.allocator.buffer(capacity: bytes.count)
-            buffer.writeBytes(bytes)
-            channel.writeAndFlush(buffer, promise: nil)
+            guard let output = links.output(link) else { return }
+            output.send(HANFrame.data(outgoing.hanData).encoded())
         }
         // Delayed frames wait on an event loop's timer, then go out from the blocking pool (a frame to
         // another emulated device may write).
@@ -223,12 +269,17 @@ final class HANChannelHandler: ChannelInboundHandler {
     private var helloTimer: Scheduled<Void>?
     /// The last reply queued on the blocking pool; later ones chain behind it.
     private var tail: EventLoopFuture<Void>?
+    /// Where the attached device's frames reach this link (made when it registers).
+    private var output: LinkOutput?
+    /// Runs a delivery to one of our devices (an answer to another emulated device) where it may block.
+    private let deliverLater: @Sendable (@escaping @Sendable () -> Void) -> Void
 
     init(engine: Engine, pool: NIOThreadPool, counter: ConnectionCounter, links: LinkRegistry, settings: Settings,
          access: AccessPolicy, impliedDevice: EUI64?, admitted: Bool) {
         self.engine = engine; self.pool = pool; self.counter = counter; self.links = links
         self.access = access
         self.admitted = admitted
+        deliverLater = { [pool] work in pool.submit { _ in work() } }
         self.machine = HANLinkMachine(configuration: .init(
             impliedDevice: impliedDevice, maxFrameLength: settings.maxHANFrameBytes,
             helloTimeout: .seconds(settings.helloTimeoutSeconds), maxConnections: settings.maxHANConnections,
@@ -252,7 +303,14 @@ final class HANChannelHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
+        output?.beginRead()
         perform(machine.received(buffer.readableBytesView), context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        // One flush for every answer this read batch produced on the loop.
+        if output?.endRead() == true { context.flush() }
+        context.fireChannelReadComplete()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -300,7 +358,9 @@ final class HANChannelHandler: ChannelInboundHandler {
         case .register(let device):
             // A refuseLinks fault answers as a device with no room for the link (ERROR 6).
             if !engine.refusesLink(to: device) {
-                linkID = links.attach(context.channel, to: device, limit: machine.configuration.maxLinksPerDevice, at: engine.now())
+                let output = self.output ?? LinkOutput(channel: context.channel)
+                self.output = output
+                linkID = links.attach(output, to: device, limit: machine.configuration.maxLinksPerDevice, at: engine.now())
             }
             perform(machine.registered(linkID != nil), context: context)
         case .detach:
@@ -342,29 +402,32 @@ final class HANChannelHandler: ChannelInboundHandler {
     private func deliver(_ data: HANData, to device: EUI64, context: ChannelHandlerContext) {
         engine.capture(data)
         let handling = engine.handleZCL(deviceID: device, source: data.source, profile: data.profileID, cluster: data.clusterID, zcl: data.zcl)
-        let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
         // Answers go back to the endpoint the rig asked from.
         let rig = data.source, endpoint = data.sourceEndpoint
-        let addressed: @Sendable ([OutgoingZCL]) -> [OutgoingZCL] = { replies in
-            replies.map { reply in
-                var reply = reply
-                if reply.to == rig { reply.destinationEndpoint = endpoint }
-                return reply
-            }
-        }
         let blocking = if case .blocking = handling { true } else { false }
         switch (machine.route(blocking: blocking), handling) {
         case (.emitNow, .now(let replies)):
-            // The request and its answers are traced together (one clock read, one trace lock).
-            let pool = self.pool
-            engine.emit(addressed(replies), answering: incoming, deliverLater: { work in pool.submit { _ in work() } })
+            // The request and its answers are traced together (one clock read). No closure or
+            // copy of the answers on this path, the HAN's hottest: it runs for every read.
+            let incoming = Engine.IncomingFrame(device: device, peer: data.source, cluster: data.clusterID, zcl: data.zcl)
+            engine.emit(Self.addressed(replies, to: rig, endpoint: endpoint), answering: incoming, deliverLater: deliverLater)
         case (.enqueue, .now(let replies)):
             engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
-            enqueue({ addressed(replies) }, context: context)
+            enqueue({ Self.addressed(replies, to: rig, endpoint: endpoint) }, context: context)
         case (_, .blocking(let produce)):
             // The machine never routes blocking work to .emitNow.
             engine.traceIncoming(device: device, from: data.source, cluster: data.clusterID, zcl: data.zcl)
-            enqueue({ addressed(produce()) }, context: context)
+            enqueue({ Self.addressed(produce(), to: rig, endpoint: endpoint) }, context: context)
+        }
+    }
+
+    /// The replies with those to `rig` sent to the endpoint it asked from (copied only when one differs).
+    private static func addressed(_ replies: [OutgoingZCL], to rig: EUI64, endpoint: UInt8) -> [OutgoingZCL] {
+        guard replies.contains(where: { $0.to == rig && $0.destinationEndpoint != endpoint }) else { return replies }
+        return replies.map { reply in
+            var reply = reply
+            if reply.to == rig { reply.destinationEndpoint = endpoint }
+            return reply
         }
     }
 

@@ -910,6 +910,24 @@ def test_pipelined_requests_are_answered_in_order(shared_daemon):
         assert answered == tsns
 
 
+def test_reads_written_in_one_go_are_all_answered_in_order(shared_daemon):
+    """Read Attributes requests in one write are answered from memory on the event loop, their answers
+    flushed once at the end of the read (not per answer): every answer still arrives, in order, and a
+    request sent after them is answered too."""
+    with HanLink(shared_daemon.han_path) as link:
+        link.attach(P1_ESME)
+        stream, tsns = b"", []
+        for i in range(32):
+            hdr, zcl = h.build_read_attributes([0x0000] if i % 2 == 0 else [0x4000])
+            tsns.append(hdr.tsn)
+            stream += h.encode_data(h.DataHeader(source=h.RIG_EUI, destination=h.eui(P1_ESME), profile_id=0x0109,
+                                                 cluster_id=Basic.cluster_id, source_endpoint=1, destination_endpoint=1), zcl)
+        link.send_raw(stream)
+        answered = [link.recv_zcl()[1].header.tsn for _ in tsns]
+        assert answered == tsns
+        assert link.read(Basic, "sw_build_id")
+
+
 def test_welcome_follows_han_leave_and_join(daemon):
     """WELCOME carries the device's current SMETS mode: undetermined after han.leave, the MP202 result
     after han.join."""

@@ -1,0 +1,56 @@
+import Dispatch
+import Foundation
+import Synchronization
+
+/// Long writes (`lab.generate`, `tenancy.change`, `firmware.update`'s transfers) run on threads of
+/// their own, below the event loops' CPU priority.
+///
+/// They are CPU-bound for seconds on end; at the same priority they take their full share of the
+/// cores from the event loops, and a HAN read waits for the scheduler's next turn (tens of ms on a
+/// busy machine). A thread's nice value can only be raised without privileges, never lowered
+/// again, so each call gets fresh threads rather than lowering a pool's.
+enum BulkWork {
+    /// The nice value of bulk threads: well below the event loops (0), still served when they idle.
+    static let niceness: Int32 = 10
+
+    /// Runs `body(lane)` for every lane, each on a bulk thread, and returns when all are done.
+    static func run(lanes: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        let group = DispatchGroup()
+        for lane in 0..<lanes {
+            group.enter()
+            Thread {
+                lowerPriority()
+                body(lane)
+                group.leave()
+            }.start()
+        }
+        group.wait()
+    }
+
+    /// Runs `body` on a bulk thread and returns what it returned or throws what it threw.
+    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        let outcome = Slots<Result<T, any Error>>(count: 1)
+        run(lanes: 1) { _ in outcome.set(0, Result { try body() }) }
+        // `run` returns only after the lane stored its result.
+        return try (outcome.values.first ?? nil)?.get() ?? { throw BulkWorkNotRun() }()
+    }
+
+    struct BulkWorkNotRun: Error {}
+
+    /// Results filled in by lanes, one slot each.
+    final class Slots<T: Sendable>: Sendable {
+        private let slots: Mutex<[T?]>
+        init(count: Int) { slots = Mutex([T?](repeating: nil, count: count)) }
+        func set(_ index: Int, _ value: T) { slots.withLock { $0[index] = value } }
+        var values: [T?] { slots.withLock { $0 } }
+    }
+
+    /// The calling thread's nice value (on Linux, per thread). Failing leaves it as it was.
+    private static func lowerPriority() {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(linuxThreadID()), niceness)
+    }
+}
+
+// glibc's gettid(2) wrapper; <unistd.h> declares it only under _GNU_SOURCE, which Swift's Glibc lacks.
+@_silgen_name("gettid")
+private func linuxThreadID() -> Int32
