@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import SMETSConfig
+import SMETSCore
+@testable import SMETSDaemon
+import SMETSDUIS
+import SMETSStore
+import Testing
+
+/// The work the DCC holds (DSP-future-dated requests, CV 4 pre-commands) is kept in the store before
+/// it is acknowledged: when the store fails the request gets 503 and nothing is held, in memory or
+/// on disk; a cancellation the store cannot record cancels nothing.
+@Suite("DUIS held work when the store fails")
+struct DUISHeldStoreFailureTests {
+    static let esme = "00-DB-12-34-56-78-00-02", ppmid = "00-DB-12-34-56-78-00-05", supplier = "90-B3-D5-1F-30-01-00-00"
+
+    static func document(target: String, counter: Int, cv: Int, reference: String, variant: String, body: String) -> [UInt8] {
+        Array("""
+            <?xml version="1.0" encoding="UTF-8"?><sr:Request xmlns:sr="http://www.dccinterface.co.uk/ServiceUserGateway" schemaVersion="5.4">\
+            <sr:Header><sr:RequestID>\(supplier):\(target):\(counter)</sr:RequestID><sr:CommandVariant>\(cv)</sr:CommandVariant>\
+            <sr:ServiceReference>\(reference)</sr:ServiceReference><sr:ServiceReferenceVariant>\(variant)</sr:ServiceReferenceVariant></sr:Header>\
+            <sr:Body>\(body)</sr:Body></sr:Request>
+            """.utf8)
+    }
+
+    static func read(_ counter: Int, at time: String) -> [UInt8] {
+        document(target: ppmid, counter: counter, cv: 1, reference: "11.2", variant: "11.2",
+                 body: "<sr:ReadFirmwareVersion><sr:ExecutionDateTime>\(time)</sr:ExecutionDateTime></sr:ReadFirmwareVersion>")
+    }
+
+    static func held(_ engine: Engine) throws -> [DUISHeldRow] { try engine.store.read { try $0.allDUISHeld() } }
+
+    @Test("a future-dated request and its cancellation: 503 and nothing held when the store fails, held once it is back")
+    func futureDated() throws {
+        let (engine, gate, _) = try HANStoreFailureTests.fixture()
+        let logger = Logger(label: "test")
+        let service = DUISService(engine: engine, settings: DUISSettings(), outbox: DUISOutbox(settings: DUISSettings(), events: engine.events, logger: logger),
+                                  logger: logger)
+        gate.set(.fail)
+        #expect(service.handle(path: .sendCommand, body: Self.read(1, at: "2030-01-01T00:00:00Z")).status == 503)
+        #expect(service.pendingCount == 0)
+        gate.set(.pass)
+        #expect(try Self.held(engine).isEmpty)
+        let accepted = service.handle(path: .sendCommand, body: Self.read(2, at: "2030-01-01T00:00:00Z"))
+        #expect(accepted.status == 200 && accepted.body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"))
+        #expect(service.pendingCount == 1)
+        let rows = try Self.held(engine)
+        #expect(rows.map(\.kind) == [.request] && rows.first?.requestID == "\(Self.supplier):\(Self.ppmid):2")
+        #expect(rows.first?.due == Timestamp(rfc3339: "2030-01-01T00:00:00Z"))
+
+        gate.set(.fail)
+        #expect(service.handle(path: .sendCommand, body: Self.read(3, at: "3000-12-31T00:00:00Z")).status == 503)
+        #expect(service.pendingCount == 1)
+        gate.set(.pass)
+        #expect(try Self.held(engine).count == 1)
+        #expect(service.handle(path: .sendCommand, body: Self.read(4, at: "3000-12-31T00:00:00Z")).status == 200)
+        #expect(service.pendingCount == 0)
+        #expect(try Self.held(engine).isEmpty)
+    }
+
+    @Test("a CV 4 pre-command: 503 and nothing kept when the store fails; kept with its bytes once it is back")
+    func preCommand() throws {
+        let (engine, gate, _) = try HANStoreFailureTests.fixture()
+        let logger = Logger(label: "test")
+        let service = DUISService(engine: engine, settings: DUISSettings(), outbox: DUISOutbox(settings: DUISSettings(), events: engine.events, logger: logger),
+                                  logger: logger)
+        let join = Self.document(target: Self.esme, counter: 10, cv: 4, reference: "8.7", variant: "8.7.1",
+                                 body: "<sr:JoinServiceCritical><sr:OtherDeviceID>00-DB-12-34-56-78-00-07</sr:OtherDeviceID></sr:JoinServiceCritical>")
+        gate.set(.fail)
+        #expect(service.handle(path: .transform, body: join).status == 503)
+        gate.set(.pass)
+        #expect(try Self.held(engine).isEmpty)
+        let reply = service.handle(path: .transform, body: join)
+        #expect(reply.status == 200 && reply.body.contains("<sr:PreCommand>"))
+        let rows = try Self.held(engine)
+        #expect(rows.map(\.kind) == [.preCommand] && rows.first?.payload?.first == 0xDF && rows.first?.document == join)
+    }
+}
