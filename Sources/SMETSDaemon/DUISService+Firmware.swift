@@ -62,7 +62,7 @@ extension DUISService {
     func ccs08(_ request: DUISRequest, device id: EUI64, version: FirmwareVersion, result: GBCS.TransferResult) -> DUISResponse {
         let now = engine.now()
         let hub = engine.device(id)?.hub ?? id
-        let counter = alertCounter()
+        let counter = alertCounter(hub)
         let content = GBCS.ccs08Alert(time: now, device: id, version: version, result: result)
         let payload = GBCS.criticalAlert(.ccs08Alert, device: hub, recipient: settings.dcc, counter: counter, content: content)
         return DUISResponse.deviceAlert(schemaVersion: request.schemaVersion, device: hub, user: request.requestID.originator, counter: counter,
@@ -73,7 +73,7 @@ extension DUISService {
     /// the DCC's PPMIDAlert built from it.
     func ppmidActivation(_ request: DUISRequest, device id: EUI64, version: FirmwareVersion, success: Bool) -> DUISResponse {
         let now = engine.now()
-        let counter = alertCounter()
+        let counter = alertCounter(id)
         let cs09 = GBCS.criticalAlert(.cs09Alert, device: id, recipient: settings.dcc, counter: counter,
                                       content: GBCS.cs09Alert(time: now, version: version, success: success))
         log(.info, "duis.alert", "CS09 8F8B from \(id) to the ACB", ["device_id": id.description, "alert_code": "8F8B", "gbcs": Hex.encode(cs09)])

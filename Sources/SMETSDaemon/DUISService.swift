@@ -629,7 +629,7 @@ public final class DUISService: Sendable {
         do { outcome = try engine.activateFirmware(id, hash: Hex.encode(hash).lowercased(), at: nil).outcome } catch { outcome = .activationFailure }
         let running = engine.device(id)?.firmwareVersion ?? FirmwareVersion(0)
         let now = engine.now()
-        let header = GBCS.Header(cra: .alert, counter: alertCounter(), originator: id, recipient: request.requestID.originator, dateTime: nil,
+        let header = GBCS.Header(cra: .alert, counter: alertCounter(id), originator: id, recipient: request.requestID.originator, dateTime: nil,
                                  messageCode: GBCS.MessageCode.cs06Alert.rawValue)
         let content = GBCS.cs06OutcomeAlert(success: outcome == .success, execution: execution, commandCounter: commandCounter, rc: outcome.rawValue, version: running)
         let alert = GBCS.generalSigning(header: header, content: content, signature: .signed(GBCS.placeholderSignature(header: header, content: content)))
@@ -640,8 +640,23 @@ public final class DUISService: Sendable {
         outbox.post(response, originator: request.requestID.originator)
     }
 
-    /// Devices' alert counters: one increasing counter seeded with Unix ms (gbcs.md §4), in memory.
-    func alertCounter() -> UInt64 { dccCounter() }
+    /// A device's alert counter (gbcs.md §4): strictly increasing per device, max(last + 1, Unix ms),
+    /// kept in the store (`meta`, `duis.alertCounter.<EUI>`) before the alert that carries it is built,
+    /// so neither a restart nor a clock set back repeats one. When the store fails the alert still
+    /// goes, with the DCC's in-memory counter (logged): the device would not hold its alert back.
+    func alertCounter(_ device: EUI64) -> UInt64 {
+        let key = "duis.alertCounter.\(device)", floor = UInt64(max(0, engine.realNow().unixMillis))
+        do {
+            return try engine.store.write { tx in
+                let next = max((try tx.meta(key).flatMap { UInt64($0) } ?? 0) + 1, floor)
+                try tx.setMeta(key, String(next))
+                return next
+            }
+        } catch {
+            log(.warning, "duis.alertCounter", "the alert counter could not be kept; an in-memory one is used", ["device_id": device.description, "error": "\(error)"])
+            return dccCounter()
+        }
+    }
 
     /// The inventory side of a pairing: the HAN device of the two (not a meter) joins or leaves the
     /// other's Communications Hub. GBCS result codes: 0 success; join 5 write failure (refused by the

@@ -75,4 +75,27 @@ struct DUISHeldStoreFailureTests {
         let rows = try Self.held(engine)
         #expect(rows.map(\.kind) == [.preCommand] && rows.first?.payload?.first == 0xDF && rows.first?.document == join)
     }
+
+    @Test("a device's alert counter: max(last + 1, Unix ms), per device, kept across a new service on the same store")
+    func alertCounters() throws {
+        let (engine, gate, _) = try HANStoreFailureTests.fixture()
+        let logger = Logger(label: "test")
+        func service() -> DUISService {
+            DUISService(engine: engine, settings: DUISSettings(), outbox: DUISOutbox(settings: DUISSettings(), events: engine.events, logger: logger), logger: logger)
+        }
+        let hub = EUI64("00-DB-12-34-56-78-00-01")!, ppmid = EUI64(Self.ppmid)!
+        let first = service()
+        let seed = UInt64(HANStoreFailureTests.start.unixMillis)
+        #expect(first.alertCounter(hub) == seed)
+        #expect(first.alertCounter(hub) == seed + 1)
+        #expect(first.alertCounter(ppmid) == seed, "one counter per device")
+        // What a restart keeps: the engine's clock has not moved, the counter still increases.
+        let restarted = service()
+        #expect(restarted.alertCounter(hub) == seed + 2)
+        gate.set(.fail)
+        _ = restarted.alertCounter(hub)  // sent with an in-memory counter, nothing kept
+        gate.set(.pass)
+        #expect(restarted.alertCounter(hub) == seed + 3)
+        #expect(try engine.store.read { try $0.meta("duis.alertCounter.\(hub)") } == String(seed + 3))
+    }
 }
