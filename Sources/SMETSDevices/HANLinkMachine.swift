@@ -190,7 +190,9 @@ public struct HANLinkMachine: Sendable {
             helloTimerRunning = false
             actions.append(.cancelHelloTimer)
         }
-        actions += [.send(.welcome(welcome)), .publishAttached(device: welcome.device, rig: hello.rigNode)]
+        // Attached (and described to han.links) before WELCOME leaves: a rig that asks the control API
+        // about its link as soon as it reads WELCOME must find it.
+        actions += [.publishAttached(device: welcome.device, rig: hello.rigNode), .send(.welcome(welcome))]
         return actions + readFrames()
     }
 

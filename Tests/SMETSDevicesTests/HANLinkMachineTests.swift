@@ -114,7 +114,7 @@ struct HANLinkAttachTests {
         #expect(machine.state == .identifying(HANHello(rigNode: rig, target: ppmid), target: ppmid))
         #expect(machine.identified(caller: rigCaller, device: ppmidFacts) == [.register(device: ppmid)])
         #expect(machine.registered(true) == [
-            .cancelHelloTimer, .send(.welcome(ppmidWelcome)), .publishAttached(device: ppmid, rig: rig),
+            .cancelHelloTimer, .publishAttached(device: ppmid, rig: rig), .send(.welcome(ppmidWelcome)),
         ])
         #expect(machine.state == .attached(ppmid))
     }
@@ -319,8 +319,8 @@ struct HANLinkFrameTests {
         var link = Link()
         _ = link.open()
         #expect(link.receive(bytes: stream(hello(ppmid), .data(data(sequence: 1)), .data(data(sequence: 2)))) == [
-            .identify(target: ppmid), .register(device: ppmid), .cancelHelloTimer, .send(.welcome(ppmidWelcome)),
-            .publishAttached(device: ppmid, rig: rig), .dispatch(data(sequence: 1), to: ppmid), .dispatch(data(sequence: 2), to: ppmid),
+            .identify(target: ppmid), .register(device: ppmid), .cancelHelloTimer, .publishAttached(device: ppmid, rig: rig),
+            .send(.welcome(ppmidWelcome)), .dispatch(data(sequence: 1), to: ppmid), .dispatch(data(sequence: 2), to: ppmid),
         ])
     }
 

@@ -254,6 +254,34 @@ def duis_seeds() -> None:
     write("duis-xml", "doctype", b'<!DOCTYPE r [<!ENTITY x "y">]><r>&x;</r>')
 
 
+def han_link_seeds() -> None:
+    """Programs for the han-link-sequence target (Sources/SMETSFuzz/HANLinkSequence.swift): one
+    operation per byte; 0x01 takes a length and that many bytes of the HAN stream."""
+    device = struct.pack("<Q", 0x00DB123456780005)
+    rig = struct.pack("<Q", 0x000D6F000ABCDEF0)
+
+    def frame(kind: int, body: bytes) -> bytes:
+        return struct.pack("<HB", 1 + len(body), kind) + body
+
+    def received(data: bytes) -> bytes:
+        return bytes([0x01, len(data)]) + data
+
+    hello = frame(0x01, bytes([1]) + rig + device)
+    data = frame(0x10, rig + device + struct.pack("<HHBB", 0x0109, 0x0000, 1, 1) + bytes([0x00, 0x01, 0x00, 0x00, 0x40]))
+    attach = bytes([0x00]) + received(hello) + bytes([0x04, 0x05])
+    write("han-link-sequence", "attach-and-read", bytes([0]) + attach + received(data) + bytes([0x08, 0x09, 0x0A]))
+    write("han-link-sequence", "blocking-replies", bytes([0]) + attach + received(data + data) + bytes([0x18, 0x08, 0x09, 0x09, 0x0A]))
+    write("han-link-sequence", "implied-device", bytes([1, 0x00]) + received(frame(0x01, bytes([1]) + rig + bytes(8))) + bytes([0x04, 0x05, 0x0A]))
+    write("han-link-sequence", "not-admitted", bytes([0, 0x10]) + received(hello) + bytes([0x0A]))
+    write("han-link-sequence", "data-first", bytes([0, 0x00]) + received(data) + bytes([0x0A]))
+    write("han-link-sequence", "hello-timeout", bytes([0, 0x00, 0x06]) + received(hello) + bytes([0x04, 0x0A]))
+    write("han-link-sequence", "device-removed", bytes([0]) + attach + bytes([0x07]) + received(data) + bytes([0x0A]))
+    write("han-link-sequence", "no-room", bytes([0, 0x00]) + received(hello) + bytes([0x04, 0x15, 0x0A]))
+    write("han-link-sequence", "refused-role", bytes([0, 0x00]) + received(hello) + bytes([0x14, 0x0A]))
+    write("han-link-sequence", "split-hello", bytes([0, 0x00]) + received(hello[:5]) + received(hello[5:] + data) + bytes([0x04, 0x05, 0x0A]))
+    write("han-link-sequence", "garbage", bytes([0, 0x00]) + received(b"\xff\xff\x01junk") + bytes([0x0A]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smetsctl", help="smetsctl to build the firmware image seeds with")
@@ -265,6 +293,7 @@ def main() -> None:
     json_seeds()
     devices_seeds()
     duis_seeds()
+    han_link_seeds()
 
 
 if __name__ == "__main__":

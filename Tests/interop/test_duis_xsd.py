@@ -5,11 +5,10 @@ firmware warnings and future-dated alerts. The signed variants (verify mode) are
 their signatures verified, in test_duis_signatures.py."""
 
 import base64
-from datetime import datetime, timedelta
-import xml.etree.ElementTree as ET
-
 import subprocess
 import time
+import xml.etree.ElementTree as ET
+from datetime import datetime, timedelta
 
 from lxml import etree
 
