@@ -9,8 +9,9 @@ import Testing
 
 /// The work the DCC holds (DSP-future-dated requests, CV 4 pre-commands) is kept in the store before
 /// it is acknowledged: when the store fails the request gets 503 and nothing is held, in memory or
-/// on disk; a cancellation the store cannot record cancels nothing.
-@Suite("DUIS held work when the store fails")
+/// on disk; a cancellation the store cannot record cancels nothing. Also what else of the DCC's
+/// DUIS work meets the store: devices' alert counters, and an 11.4 whose image cannot be kept.
+@Suite("DUIS held work, alert counters and firmware distribution against the store")
 struct DUISHeldStoreFailureTests {
     static let esme = "00-DB-12-34-56-78-00-02", ppmid = "00-DB-12-34-56-78-00-05", supplier = "90-B3-D5-1F-30-01-00-00"
 
@@ -98,4 +99,41 @@ struct DUISHeldStoreFailureTests {
         #expect(restarted.alertCounter(hub) == seed + 3)
         #expect(try engine.store.read { try $0.meta("duis.alertCounter.\(hub)") } == String(seed + 3))
     }
+
+    @Test("11.4 when the image cannot be kept: the hub distributes nothing and the user gets FirmwareDistributionFailure naming the device")
+    func firmwareDistributionFailure() throws {
+        let (engine, gate, _) = try OTAExecutorTests.fixture()
+        let logger = Logger(label: "test")
+        let outbox = DUISOutbox(settings: DUISSettings(), events: engine.events, logger: logger)
+        let service = DUISService(engine: engine, settings: DUISSettings(), outbox: outbox, logger: logger)
+        func update(_ counter: Int) -> DUISService.Reply {
+            service.handle(path: .nonDevice, body: Self.document(target: "90-B3-D5-1F-30-00-00-02", counter: counter, cv: 8, reference: "11.4", variant: "11.4", body: """
+                <sr:UpdatePPMIDFirmware><sr:FirmwareImage>\(Data(OTAExecutorTests.file).base64EncodedString())</sr:FirmwareImage>\
+                <sr:FirmwareVersion>01030000</sr:FirmwareVersion><sr:DeviceIDList>\(Self.ppmid)</sr:DeviceIDList></sr:UpdatePPMIDFirmware>
+                """))
+        }
+        let refused = update(1)
+        #expect(refused.body.contains("<sr:ResponseCode>I99</sr:ResponseCode>"))
+        gate.set(.fail)
+        refused.then?()
+        gate.set(.pass)
+        let failure = try #require(outbox.list(after: 0, limit: 10).map(\.xml).only)
+        #expect(failure.contains("<sr:DCCAlertMessage><sr:DCCAlertCode>N12</sr:DCCAlertCode><sr:DCCAlert><sr:FirmwareDistributionFailure>"))
+        #expect(failure.contains("<sr:UpdateFirmwareRequestID>\(Self.supplier):90-B3-D5-1F-30-00-00-02:1</sr:UpdateFirmwareRequestID><sr:MeterIDs>\(Self.ppmid)</sr:MeterIDs>"))
+        #expect(engine.device(EUI64(Self.ppmid)!)?.firmwareVersion.hex == "01020300")
+
+        // With the store back the image reaches the PPMID: the CHF's 8F8A, then the DCC's PPMIDAlert.
+        let taken = update(2)
+        taken.then?()
+        let after = outbox.list(after: 1, limit: 10).map(\.xml)
+        #expect(after.count == 2)
+        #expect(after.first?.contains("<sr:DeviceAlertMessage><sr:AlertCode>8F8A</sr:AlertCode>") == true)
+        #expect(after.last?.contains("<sr:ActivateImageResultCode>ActivationSuccess</sr:ActivateImageResultCode>") == true)
+        #expect(engine.device(EUI64(Self.ppmid)!)?.firmwareVersion.hex == "01030000")
+    }
+}
+
+extension Array {
+    /// The one element, when there is exactly one.
+    fileprivate var only: Element? { count == 1 ? first : nil }
 }
