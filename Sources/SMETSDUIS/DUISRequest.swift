@@ -110,6 +110,14 @@ public struct DUISRequest: Hashable, Sendable {
     public var signed: Bool
     /// Whether the signature is the templates' placeholder (digest and value "ZGVmYXVsdA==").
     public var placeholderSignature: Bool
+    /// The document as received, when the DCC must keep it (held work survives a restart).
+    public var document: [UInt8] = []
+
+    public func with(document: [UInt8]) -> DUISRequest {
+        var copy = self
+        copy.document = document
+        return copy
+    }
 }
 
 /// Why a request is refused before any DUIS check: HTTP 400 (or 413), or not served by smetsd.

@@ -73,6 +73,15 @@ public struct DUISResponse: Hashable, Sendable {
     public enum Body: Hashable, Sendable {
         case responseMessage(reference: String, variant: String, content: Content?)
         case deviceAlert(alertCode: String, payload: [UInt8])
+        case dccAlert(alertCode: String, DCCAlert)
+    }
+
+    /// The DCCAlert choice of a DCCAlertMessage (duis.md §4), elements in XSD order.
+    public enum DCCAlert: Hashable, Sendable {
+        /// The devices an 11.1 / 11.4 image could not be distributed to.
+        case firmwareDistributionFailure(updateRequest: RequestID, meters: [EUI64])
+        /// What the DCC makes of a PPMID's CS09: the device, its alert code, when, the version and the outcome.
+        case ppmidFirmwareUpgrade(device: EUI64, deviceAlertCode: String, timestamp: Timestamp?, version: FirmwareVersion, success: Bool)
     }
 
     public var schemaVersion: String
@@ -105,6 +114,13 @@ public struct DUISResponse: Hashable, Sendable {
                      dateTime: time, body: .deviceAlert(alertCode: alertCode, payload: payload))
     }
 
+    /// A DCC alert (duis.md §4): only a ResponseID, `<DCC>:<user>:<DCC counter>`.
+    public static func dccAlert(schemaVersion: String, dcc: EUI64, user: EUI64, counter: UInt64, at time: Timestamp,
+                                alertCode: String, alert: DCCAlert) -> DUISResponse {
+        DUISResponse(schemaVersion: schemaVersion, requestID: nil, responseID: RequestID(originator: dcc, target: user, counter: counter), code: .success,
+                     dateTime: time, body: .dccAlert(alertCode: alertCode, alert))
+    }
+
     public var xml: String {
         var out = #"<?xml version="1.0" encoding="UTF-8"?>"#
         out += #"<sr:Response xmlns:sr="\#(DUISNamespace.serviceUserGateway)" schemaVersion="\#(schemaVersion)"><sr:Header>"#
@@ -120,6 +136,19 @@ public struct DUISResponse: Hashable, Sendable {
             out += "</sr:ResponseMessage>"
         case .deviceAlert(let alertCode, let payload):
             out += "<sr:DeviceAlertMessage>" + leaf("AlertCode", alertCode) + leaf("GBCSPayload", base64(payload)) + "</sr:DeviceAlertMessage>"
+        case .dccAlert(let alertCode, let alert):
+            out += "<sr:DCCAlertMessage>" + leaf("DCCAlertCode", alertCode) + "<sr:DCCAlert>"
+            switch alert {
+            case .firmwareDistributionFailure(let request, let meters):
+                out += "<sr:FirmwareDistributionFailure>" + leaf("UpdateFirmwareRequestID", request.description)
+                    + leaf("MeterIDs", meters.map(\.description).joined(separator: ",")) + "</sr:FirmwareDistributionFailure>"
+            case .ppmidFirmwareUpgrade(let device, let code, let timestamp, let version, let success):
+                out += "<sr:PPMIDAlert>" + leaf("DeviceID", device.description) + leaf("DeviceAlertCode", code)
+                if let timestamp { out += leaf("Timestamp", DUISDateTime.format(timestamp)) }
+                out += "<sr:PPMIDFirmwareUpgradeAlert>" + leaf("FirmwareVersion", version.hex)
+                    + leaf("ActivateImageResultCode", success ? "ActivationSuccess" : "ActivationFailure") + "</sr:PPMIDFirmwareUpgradeAlert></sr:PPMIDAlert>"
+            }
+            out += "</sr:DCCAlert></sr:DCCAlertMessage>"
         }
         return out + "</sr:Body></sr:Response>"
     }

@@ -14,6 +14,7 @@ public enum GBCS {
         case ecs12 = 0x0022, gcs09 = 0x0072, cs01a = 0x0007, cs01b = 0x0097, ecs17b = 0x0027, gcs13a = 0x0074
         case cs07 = 0x0013, ccs06 = 0x010F, ccs01 = 0x0001, ccs02 = 0x0002
         case ecs16 = 0x0025, gcs44 = 0x0088, cs14Alert = 0x0018
+        case ccs08Alert = 0x0128, cs09Alert = 0x012B
 
         /// Responses to these are bare, device-signed DF blocks (gbcs.md §2.3).
         public var criticalResponse: Bool { [.cs06, .cs03a1, .cs03a2, .cs03c, .cs04ac].contains(self) }
@@ -187,6 +188,32 @@ public enum GBCS {
     /// The 00CA alert: 8F66 / 8F67, the execution time, the command's counter, the outcome.
     public static func cs06OutcomeAlert(success: Bool, execution: Timestamp, commandCounter: UInt64, rc: UInt8, version: FirmwareVersion) -> [UInt8] {
         sequence([0x02, 0x03, 0x00, 0x8F, success ? 0x66 : 0x67] + generalizedTime(execution) + asn1Integer(commandCounter) + cs06Response(rc: rc, version: version))
+    }
+
+    /// A critical alert as gbcs.md §2.3 has it: a bare DF, CRA 3, signed by the device (the lab
+    /// placeholder signature), no header date-time (§3), other-information the code alone (§4).
+    public static func criticalAlert(_ code: MessageCode, device: EUI64, recipient: EUI64, counter: UInt64, content: [UInt8]) -> [UInt8] {
+        let header = Header(cra: .alert, counter: counter, originator: device, recipient: recipient, dateTime: nil, messageCode: code.rawValue)
+        return generalSigning(header: header, content: content, signature: .signed(placeholderSignature(header: header, content: content)))
+    }
+
+    /// CS09 content (012B, 8F8B, gbcs.md §5.3): a PPMID's own activation of a distributed image:
+    /// `30 1F | 02 03 00 8F 8B | 18 0F <time> | 04 04 <version> | 02 01 <result>`, 0 success, 1 failure.
+    public static func cs09Alert(time: Timestamp, version: FirmwareVersion, success: Bool) -> [UInt8] {
+        sequence([0x02, 0x03, 0x00, 0x8F, 0x8B] + generalizedTime(time) + [0x04, 0x04] + be(UInt64(version.rawValue), bytes: 4) + [0x02, 0x01, success ? 0 : 1])
+    }
+
+    /// CCS08's result codes (gbcs.md §5.3).
+    public enum TransferResult: UInt8, Sendable {
+        case success = 0, imageDiscarded = 1, hardwareVersionMismatch = 2, transferFailure = 3
+    }
+
+    /// CCS08 content (0128, gbcs.md §5.3): the CHF reports its distribution of an image to a HAN
+    /// device: `30 29 | 02 03 00 8F 8A (success) or 8F 89 (failure) | 18 0F <time> | 04 08 <device> |
+    /// 04 04 <version> | 02 01 <rc>`.
+    public static func ccs08Alert(time: Timestamp, device: EUI64, version: FirmwareVersion, result: TransferResult) -> [UInt8] {
+        sequence([0x02, 0x03, 0x00, 0x8F, result == .success ? 0x8A : 0x89] + generalizedTime(time) + [0x04, 0x08] + title(device)
+                 + [0x04, 0x04] + be(UInt64(version.rawValue), bytes: 4) + [0x02, 0x01, result.rawValue])
     }
 
     /// CS03 join command: method, the other device, its GBCS type.

@@ -58,7 +58,7 @@ extension DUISService {
         let entries = engine.whitelist(of: hub).map { device in
             GBCS.CHFLogKey(device: device.id, linkKeyHash: device.hub == hub ? Self.labLinkKeyHash(hub: hub, device: device.id) : nil)
         }
-        let counter = alertCounter()
+        let counter = alertCounter(hub)
         let header = GBCS.Header(cra: .alert, counter: counter, originator: hub, recipient: settings.dcc, dateTime: nil,
                                  messageCode: GBCS.MessageCode.cs14Alert.rawValue)
         let content = GBCS.cs14Alert(counter: counter, time: now, panID: hub.rawValue, entries: entries)

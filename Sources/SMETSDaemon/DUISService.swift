@@ -5,6 +5,7 @@ import SMETSCore
 import SMETSDCC
 import SMETSDUIS
 import SMETSRPC
+import SMETSStore
 import Synchronization
 
 /// The emulated DCC's DUIS front: a request document in, the synchronous reply out, and the
@@ -21,12 +22,13 @@ public final class DUISService: Sendable {
     /// The DCC's response signer, when `duis.signingKey` is set.
     let signer: DUISResponseSigner?
     /// Pre-commands handed out for CV 4, by RequestID, until CV 5/6 completes them.
-    private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64, body: DUISBody)]>([:])
+    /// Each kept in the store too (`held`), so a restart keeps it (docs/duis.md).
+    private let preCommands = Mutex<[RequestID: (bytes: [UInt8], expires: Int64, body: DUISBody, held: Int64?)]>([:])
     /// Device pre-notifications (12.2) the DCC holds for devices not (yet) in the lab.
     private let prenotified = Mutex<[EUI64: DUISBody.Prenotification]>([:])
     private let counter = Mutex<UInt64>(0)
-    /// Future-dated work on the virtual clock: DSP-held requests and devices' future-dated commands.
-    /// In memory: a restart forgets them (docs/duis.md).
+    /// Future-dated work on the virtual clock: DSP-held requests (also in the store, `held`, so a
+    /// restart keeps them) and devices' future-dated commands (in memory, as the device holds them).
     private let pending = Mutex<[PendingWork]>([])
     private let nextPending = Mutex<UInt64>(0)
 
@@ -35,6 +37,8 @@ public final class DUISService: Sendable {
         var due: Timestamp
         var device: EUI64
         var variant: String
+        /// Its row in the store (`duis_held`), for a DSP-held request.
+        var held: Int64?
         var run: @Sendable () -> Void
     }
 
@@ -72,25 +76,117 @@ public final class DUISService: Sendable {
             list.removeAll { $0.due <= now }
             return ready
         }
+        // Out of the store before it runs, so a restart cannot run it twice; when the store fails
+        // the work waits for the next tick.
+        let held = due.compactMap(\.held)
+        if !held.isEmpty {
+            do {
+                try engine.store.write { try $0.deleteDUISHeld(held) }
+            } catch {
+                log(.warning, "duis.held", "held requests not run: the store failed", ["error": "\(error)"])
+                pending.withLock { $0 += due }
+                return
+            }
+        }
         for work in due { work.run() }
     }
 
     /// Holds `run` until `due`; false when too much is pending.
-    func schedule(_ due: Timestamp, device: EUI64, variant: String, _ run: @escaping @Sendable () -> Void) -> Bool {
+    func schedule(_ due: Timestamp, device: EUI64, variant: String, held: Int64? = nil, _ run: @escaping @Sendable () -> Void) -> Bool {
         let id = nextPending.withLock { $0 += 1; return $0 }
         return pending.withLock { list in
             guard list.count < Self.maxPending else { return false }
-            list.append(PendingWork(id: id, due: due, device: device, variant: variant, run: run))
+            list.append(PendingWork(id: id, due: due, device: device, variant: variant, held: held, run: run))
             return true
         }
     }
 
-    /// Cancels the pending work of `variant` for `device`; how many were cancelled.
-    func cancel(device: EUI64, variant: String) -> Int {
-        pending.withLock { list in
+    enum Hold { case held, full, storeFailed(String) }
+
+    /// A DSP-future-dated request: kept in the store (durable before the I99), then held until `due`.
+    func hold(_ request: DUISRequest, until due: Timestamp, _ run: @escaping @Sendable () -> Void) -> Hold {
+        guard pendingCount < Self.maxPending else { return .full }
+        let row = DUISHeldRow(kind: .request, requestID: request.requestID.description, device: request.requestID.target.description,
+                              variant: request.service.variant, due: due, document: request.document)
+        let id: Int64
+        do { id = try engine.store.write { try $0.insertDUISHeld(row) } } catch { return .storeFailed("\(error)") }
+        guard schedule(due, device: request.requestID.target, variant: request.service.variant, held: id, run) else {
+            _ = try? engine.store.write { try $0.deleteDUISHeld([id]) }
+            return .full
+        }
+        return .held
+    }
+
+    /// Cancels the pending work of `variant` for `device`; how many were cancelled, nil when the
+    /// store could not forget them (nothing is cancelled then).
+    func cancel(device: EUI64, variant: String) -> Int? {
+        let matching = pending.withLock { list in list.filter { $0.device == device && $0.variant == variant } }
+        let held = matching.compactMap(\.held)
+        if !held.isEmpty {
+            do { try engine.store.write { try $0.deleteDUISHeld(held) } } catch {
+                log(.warning, "duis.held", "the cancellation failed: the store failed", ["error": "\(error)"])
+                return nil
+            }
+        }
+        let ids = Set(matching.map(\.id))
+        return pending.withLock { list in
             let before = list.count
-            list.removeAll { $0.device == device && $0.variant == variant }
+            list.removeAll { ids.contains($0.id) }
             return before - list.count
+        }
+    }
+
+    /// Rebuilds the held work the store kept (at start): each request document read by the same
+    /// parser; one that no longer reads, or an expired pre-command, is dropped (logged).
+    public func restoreHeld() {
+        let rows: [DUISHeldRow]
+        do { rows = try engine.store.read { try $0.allDUISHeld() } } catch {
+            log(.error, "duis.held", "the held DUIS work could not be read", ["error": "\(error)"])
+            return
+        }
+        var dropped: [Int64] = []
+        var restored = 0
+        let real = RealTime.now().unixMillis
+        for row in rows {
+            guard let request = try? DUISParser.parseDocument(row.document, limits: settings.xmlLimits).request.with(document: row.document) else {
+                log(.warning, "duis.held", "a held request no longer reads; dropped", ["request_id": row.requestID])
+                dropped.append(row.id)
+                continue
+            }
+            switch row.kind {
+            case .request:
+                guard let answer = heldAnswer(request),
+                      schedule(row.due, device: request.requestID.target, variant: request.service.variant, held: row.id, deliverer(request, answer)) else {
+                    dropped.append(row.id)
+                    continue
+                }
+                restored += 1
+            case .preCommand:
+                // An expired one is dropped, as if it had waited in memory.
+                guard let bytes = row.payload, row.due.unixMillis > real else {
+                    dropped.append(row.id)
+                    continue
+                }
+                preCommands.withLock { $0[request.requestID] = (bytes, row.due.unixMillis, request.body, row.id) }
+                restored += 1
+            }
+        }
+        if !dropped.isEmpty { _ = try? engine.store.write { try $0.deleteDUISHeld(dropped) } }
+        if !rows.isEmpty {
+            log(.info, "duis.held", "held DUIS work restored: \(restored), dropped: \(dropped.count)", ["restored": "\(restored)", "dropped": "\(dropped.count)"])
+        }
+    }
+
+    /// What a DSP-held request makes the device answer, rebuilt from the request alone.
+    func heldAnswer(_ request: DUISRequest) -> (@Sendable () -> [DUISResponse])? {
+        switch request.body {
+        case .readFirmwareVersion: return { [self] in [readFirmwareVersion(request)] }
+        case .readDeviceLog: return { [self] in [readDeviceLog(request)] }
+        case .restrictAccessForChangeOfTenancy(_, let restriction): return { [self] in [restrictAccess(request, restriction: restriction)] }
+        case .updateSupplierName(_, let name, let telephone): return { [self] in [updateSupplierName(request, name: name, telephone: telephone)] }
+        case .readInstantaneousImportRegisters: return { [self] in [readImportRegisters(request)] }
+        case .updateHANDeviceLog(let body): return { [self] in updateHANDeviceLogOnHub(request, body) }
+        default: return nil
         }
     }
 
@@ -113,9 +209,9 @@ public final class DUISService: Sendable {
     }
 
     func respond(path: DUISServicePath, body: [UInt8]) -> Reply {
-        let request: DUISRequest, document: XMLElement
+        let parsed: DUISRequest, document: XMLElement
         do {
-            (request, document) = try DUISParser.parseDocument(body, limits: settings.xmlLimits)
+            (parsed, document) = try DUISParser.parseDocument(body, limits: settings.xmlLimits)
         } catch {
             let status = switch error.kind {
             case .tooLarge: 413
@@ -125,6 +221,7 @@ public final class DUISService: Sendable {
             log(.warning, "duis.refused", "DUIS request refused before the DUIS checks", ["http_status": "\(status)", "reason": error.kind.rawValue, "error": error.message, "path": path.rawValue])
             return Self.plain(status, "\(error.kind.rawValue): \(error.message)")
         }
+        let request = parsed.with(document: body)
         if let trust {
             // duis.md §8 step 2 (verify): the signer, then its counter.
             if let refusal = trust.authenticate(request, document: document) { return refuse(request, refusal, now: engine.now()) }
@@ -298,14 +395,10 @@ public final class DUISService: Sendable {
         }
         let code = warning.isEmpty ? ResponseCode.accepted : ResponseCode(rawValue: ppmid ? "W110401" : "W110101")
         exchange(request, code: code, message: "\(accepted.count) of \(devices.count) devices take the image")
-        let distributor = self.engine, logger = self.logger, targets = accepted
+        let targets = accepted
         return Reply(status: 200, contentType: "application/xml",
-                     body: DUISResponse.reply(to: request, code: code, at: now, content: warning.isEmpty ? nil : .firmwareWarning(ppmid: ppmid, warning)).xml) {
-            do {
-                _ = try distributor.updateFirmware(file: image, targets: targets, activation: .now)
-            } catch {
-                logger.warning("the firmware distribution failed", metadata: ["event": "duis.firmware", "error": .string("\(error)")])
-            }
+                     body: DUISResponse.reply(to: request, code: code, at: now, content: warning.isEmpty ? nil : .firmwareWarning(ppmid: ppmid, warning)).xml) { [self] in
+            distributeFirmware(request, image: image, version: fileVersion ?? FirmwareVersion(0), targets: targets)
         }
     }
 
@@ -320,8 +413,36 @@ public final class DUISService: Sendable {
 
     /// As above, with what the device sends in order: its response, then any alert it raises.
     func sendCommand(_ request: DUISRequest, now: Timestamp, responses answer: @escaping @Sendable () -> [DUISResponse]) -> Reply {
+        let deliver = deliverer(request, answer)
+        let target = request.requestID.target, variant = request.service.variant
+        if request.service.futureDating == .dsp, let execution = request.body.executionDateTime {
+            if execution == Self.cancelTime {
+                guard let cancelled = cancel(device: target, variant: variant) else {
+                    return Self.plain(503, "storage unavailable: the held requests could not be cancelled")
+                }
+                exchange(request, code: .accepted, message: "cancelled \(cancelled) pending \(variant) for \(target)")
+                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
+            }
+            if execution > now {
+                switch hold(request, until: execution, deliver) {
+                case .held: break
+                case .full: return refuse(request, DUISRefusal(.commandVariant, "too many future-dated requests pending (\(Self.maxPending))"), now: now)
+                case .storeFailed(let why):
+                    log(.warning, "duis.held", "future-dated request not held: the store failed", ["request_id": request.requestID.description, "error": why])
+                    return Self.plain(503, "storage unavailable: the future-dated request could not be kept")
+                }
+                exchange(request, code: .accepted, message: "held by the DCC until \(execution.rfc3339)")
+                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
+            }
+        }
+        exchange(request, code: .accepted, message: "accepted for \(target)")
+        return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: deliver)
+    }
+
+    /// Posts what the device answers, in order, each an exchange event.
+    func deliverer(_ request: DUISRequest, _ answer: @escaping @Sendable () -> [DUISResponse]) -> @Sendable () -> Void {
         let outbox = self.outbox
-        let deliver: @Sendable () -> Void = { [self] in
+        return { [self] in
             for response in answer() {
                 if case .deviceAlert(let code, _) = response.body {
                     exchange(request, code: response.code, message: "device alert \(code) from \(response.responseID?.originator.description ?? "")")
@@ -331,23 +452,6 @@ public final class DUISService: Sendable {
                 outbox.post(response, originator: request.requestID.originator)
             }
         }
-        let target = request.requestID.target, variant = request.service.variant
-        if request.service.futureDating == .dsp, let execution = request.body.executionDateTime {
-            if execution == Self.cancelTime {
-                let cancelled = cancel(device: target, variant: variant)
-                exchange(request, code: .accepted, message: "cancelled \(cancelled) pending \(variant) for \(target)")
-                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
-            }
-            if execution > now {
-                guard schedule(execution, device: target, variant: variant, deliver) else {
-                    return refuse(request, DUISRefusal(.commandVariant, "too many future-dated requests pending (\(Self.maxPending))"), now: now)
-                }
-                exchange(request, code: .accepted, message: "held by the DCC until \(execution.rfc3339)")
-                return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: nil)
-            }
-        }
-        exchange(request, code: .accepted, message: "accepted for \(target)")
-        return Reply(status: 200, contentType: "application/xml", body: DUISResponse.reply(to: request, code: .accepted, at: now).xml, then: deliver)
     }
 
     // MARK: the critical flow (duis.md §2)
@@ -423,12 +527,29 @@ public final class DUISService: Sendable {
         }
         let bytes = GBCS.generalSigning(header: header, content: content, signature: .preCommand)
         let expires = RealTime.now().unixMillis + Self.preCommandMillis
-        preCommands.withLock { kept in
+        // Durable before it is handed out; the expired and the evicted leave the store in the same write.
+        let (gone, replaced) = preCommands.withLock { kept -> ([Int64], Int64?) in
             let real = RealTime.now().unixMillis
+            var gone = kept.values.filter { $0.expires <= real }.compactMap { $0.held }
             kept = kept.filter { $0.value.expires > real }
-            if kept.count >= Self.maxPreCommands, let oldest = kept.min(by: { $0.value.expires < $1.value.expires })?.key { kept.removeValue(forKey: oldest) }
-            kept[request.requestID] = (bytes, expires, request.body)
+            if kept.count >= Self.maxPreCommands, let oldest = kept.min(by: { $0.value.expires < $1.value.expires })?.key {
+                if let held = kept.removeValue(forKey: oldest)?.held { gone.append(held) }
+            }
+            return (gone, kept[request.requestID]?.held)
         }
+        let row = DUISHeldRow(kind: .preCommand, requestID: request.requestID.description, device: request.requestID.target.description,
+                              variant: request.service.variant, due: Timestamp(unixMillis: expires), document: request.document, payload: bytes)
+        let held: Int64
+        do {
+            held = try engine.store.write { tx in
+                try tx.deleteDUISHeld(gone + (replaced.map { [$0] } ?? []))
+                return try tx.insertDUISHeld(row)
+            }
+        } catch {
+            log(.warning, "duis.held", "pre-command not kept: the store failed", ["request_id": request.requestID.description, "error": "\(error)"])
+            return Self.plain(503, "storage unavailable: the pre-command could not be kept")
+        }
+        preCommands.withLock { $0[request.requestID] = (bytes, expires, request.body, held) }
         exchange(request, code: .success, message: "pre-command for \(request.requestID.target), \(bytes.count) bytes, to be signed")
         return Reply(status: 200, contentType: "application/xml",
                      body: DUISResponse.reply(to: request, code: .success, at: now, content: .preCommand(gbcsVersion: "4.2", payload: bytes)).xml, then: nil)
@@ -441,6 +562,13 @@ public final class DUISService: Sendable {
         guard let kept, kept.expires > RealTime.now().unixMillis, payload.count > kept.bytes.count, payload.starts(with: kept.bytes),
               kept.body.sameVariant(as: request.service.variant) else {
             return refuse(request, DUISRefusal(.commandVariant, "no pre-command matches this SignedPreCommand (unknown or expired RequestID, or different bytes)"), now: now)
+        }
+        // Out of the store before it is carried out: a restart cannot let it be used twice.
+        if let held = kept.held {
+            do { try engine.store.write { try $0.deleteDUISHeld([held]) } } catch {
+                log(.warning, "duis.held", "signed pre-command not carried out: the store failed", ["request_id": request.requestID.description, "error": "\(error)"])
+                return Self.plain(503, "storage unavailable: the pre-command could not be completed")
+            }
         }
         preCommands.withLock { _ = $0.removeValue(forKey: request.requestID) }
         if request.commandVariant == 6 {
@@ -501,7 +629,7 @@ public final class DUISService: Sendable {
         do { outcome = try engine.activateFirmware(id, hash: Hex.encode(hash).lowercased(), at: nil).outcome } catch { outcome = .activationFailure }
         let running = engine.device(id)?.firmwareVersion ?? FirmwareVersion(0)
         let now = engine.now()
-        let header = GBCS.Header(cra: .alert, counter: alertCounter(), originator: id, recipient: request.requestID.originator, dateTime: nil,
+        let header = GBCS.Header(cra: .alert, counter: alertCounter(id), originator: id, recipient: request.requestID.originator, dateTime: nil,
                                  messageCode: GBCS.MessageCode.cs06Alert.rawValue)
         let content = GBCS.cs06OutcomeAlert(success: outcome == .success, execution: execution, commandCounter: commandCounter, rc: outcome.rawValue, version: running)
         let alert = GBCS.generalSigning(header: header, content: content, signature: .signed(GBCS.placeholderSignature(header: header, content: content)))
@@ -512,8 +640,23 @@ public final class DUISService: Sendable {
         outbox.post(response, originator: request.requestID.originator)
     }
 
-    /// Devices' alert counters: one increasing counter seeded with Unix ms (gbcs.md §4), in memory.
-    func alertCounter() -> UInt64 { dccCounter() }
+    /// A device's alert counter (gbcs.md §4): strictly increasing per device, max(last + 1, Unix ms),
+    /// kept in the store (`meta`, `duis.alertCounter.<EUI>`) before the alert that carries it is built,
+    /// so neither a restart nor a clock set back repeats one. When the store fails the alert still
+    /// goes, with the DCC's in-memory counter (logged): the device would not hold its alert back.
+    func alertCounter(_ device: EUI64) -> UInt64 {
+        let key = "duis.alertCounter.\(device)", floor = UInt64(max(0, engine.realNow().unixMillis))
+        do {
+            return try engine.store.write { tx in
+                let next = max((try tx.meta(key).flatMap { UInt64($0) } ?? 0) + 1, floor)
+                try tx.setMeta(key, String(next))
+                return next
+            }
+        } catch {
+            log(.warning, "duis.alertCounter", "the alert counter could not be kept; an in-memory one is used", ["device_id": device.description, "error": "\(error)"])
+            return dccCounter()
+        }
+    }
 
     /// The inventory side of a pairing: the HAN device of the two (not a meter) joins or leaves the
     /// other's Communications Hub. GBCS result codes: 0 success; join 5 write failure (refused by the

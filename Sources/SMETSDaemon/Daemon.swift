@@ -133,6 +133,7 @@ public final class Daemon: Sendable {
         let duis = DUISServer(service: duisService, group: group, pool: pool, settings: lab.settings.duis, logger: logger)
         let duisChannels = try duis.listen(runtimeDirectory: runtimeDirectory, activated: activated, socketSettings: lab.settings)
         // Future-dated DUIS work falls due as the virtual clock moves and as real time passes.
+        duisService.restoreHeld()
         duisService.watchClock()
         let duisTick = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { _ in
             if duisService.pendingCount > 0 { pool.submit { _ in duisService.runDue() } }

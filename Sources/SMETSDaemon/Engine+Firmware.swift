@@ -59,6 +59,8 @@ public struct FirmwareUpdateResult: Sendable {
     public var checks: [FirmwareCheck]
     public var activateAt: Timestamp?
     public var firmwareVersion: FirmwareVersion?
+    /// The image reached the device and passed its checks, but activating it failed.
+    public var activationFailed = false
 
     /// The outcome from the device's last OTA step once the hub's transfer of `offered` is over.
     mutating func describe(_ last: OTAClient.Step?, offered: FirmwareVersion, endStatus: UInt8?) {
@@ -91,6 +93,7 @@ public struct FirmwareUpdateResult: Sendable {
             reason = "the hub answered the query with \(ZCLStatus.describe(status))"
         case .activationFailed(let failure, let why)?:
             outcome = "failed"
+            activationFailed = true
             reason = "activation failed (\(failure.rawValue) \(failure.name)): \(why)"
         case .downloaded?, .downloading?, nil:
             outcome = "failed"

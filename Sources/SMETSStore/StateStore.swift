@@ -190,6 +190,18 @@ public final class StateStore: Sendable {
                 ALTER TABLE premises ADD COLUMN supplier_telephone TEXT;
                 """)
         }
+        // The DUIS work the DCC holds across a restart: DSP-future-dated requests until their
+        // ExecutionDateTime, and CV 4 pre-commands until their signed return or expiry. The request
+        // document is kept as received, so the held work is rebuilt by the same parser.
+        migrator.registerMigration("v6-duis-held") { db in
+            try db.execute(sql: """
+                CREATE TABLE duis_held (
+                    id INTEGER PRIMARY KEY, kind TEXT NOT NULL, request_id TEXT NOT NULL, device TEXT NOT NULL,
+                    variant TEXT NOT NULL, due INTEGER NOT NULL, document BLOB NOT NULL, payload BLOB
+                );
+                CREATE INDEX duis_held_by_device ON duis_held (device, variant);
+                """)
+        }
         return migrator
     }
 }

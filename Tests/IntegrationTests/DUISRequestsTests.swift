@@ -330,6 +330,85 @@ import Testing
         #expect(try daemon.call("duis.responses", ["requestID": .string("\(Self.supplier):\(Self.esme):\(UInt64(3) << 32)")])["responses"]?.arrayValue?.isEmpty == true)
         #expect(try credit(daemon, Self.esme) == before)
     }
+    /// The unsolicited alerts kept after `seq` (no RequestID), polled until `count` are there.
+    func alerts(_ daemon: DaemonHarness, after seq: Int64, count: Int) throws -> [String] {
+        var found: [String] = []
+        for _ in 0..<200 {
+            let listed = try daemon.call("duis.responses", ["after": .int(seq)])["responses"]?.arrayValue ?? []
+            found = listed.compactMap { $0["xml"]?.stringValue }.filter { $0.contains("AlertMessage>") }
+            if found.count >= count { return found }
+            usleep(50_000)
+        }
+        return found
+    }
+
+    /// 11.4 to P0001's PPMID: an unsigned image the device discards (CCS08 8F89, rc 1; no activation),
+    /// then a signed one it takes and activates by itself: the CHF's CCS08 8F8A as a DeviceAlertMessage,
+    /// the PPMID's CS09 8F8B to the ACB and the DCC's PPMIDAlert to the user.
+    @Test func updatePPMIDFirmwareAlerts() throws {
+        let daemon = try DaemonHarness().start()
+        defer { _ = daemon.stop() }
+        let socket = daemon.runtimeDirectory + "/duis.sock"
+        let ppmid = DUISTests.ppmid
+        func update(_ counter: UInt64, _ image: [UInt8]) throws -> String? {
+            let body = "<sr:UpdatePPMIDFirmware><sr:FirmwareImage>\(Data(image).base64EncodedString())</sr:FirmwareImage>"
+                + "<sr:FirmwareVersion>01030000</sr:FirmwareVersion><sr:DeviceIDList>\(ppmid)</sr:DeviceIDList></sr:UpdatePPMIDFirmware>"
+            return duis.element("ResponseCode", in: try send(socket, target: Self.dcc, counter: counter, reference: "11.4", variant: "11.4", body: body,
+                                                             path: "/api/v1/serviceD", cv: 8).body)
+        }
+        func ccs08(_ xml: String) throws -> (GBCSMessage, ASN1FirmwareAlert) {
+            #expect(duis.element("RequestID", in: xml) == nil)
+            let responseID = try #require(duis.element("ResponseID", in: xml))
+            #expect(responseID.hasPrefix("\(Self.hub):\(Self.supplier):"))
+            let message = try GBCSMessage.read(try duis.payload(xml))
+            // A bare DF signed by the CHF: CRA 3, its alert counter (the ResponseID's), CHF -> ACB, code 0128.
+            #expect(!message.wrapped && message.cra == 3 && message.signature?.count == 64 && message.dateTime == nil && message.supplementary == nil)
+            #expect(message.messageCode == 0x0128 && String(message.counter) == responseID.split(separator: ":").last.map(String.init))
+            #expect(message.originator == euiBytes(Self.hub) && message.recipient == euiBytes(Self.dcc))
+            let alert = try ASN1FirmwareAlert.read(message.content)
+            #expect(alert.device == euiBytes(ppmid) && alert.version == [0x01, 0x03, 0x00, 0x00] && alert.time.count == 15 && alert.time.hasSuffix("Z"))
+            return (message, alert)
+        }
+
+        #expect(try update(5101, try FirmwareTests.build(key: nil)) == "I99")
+        let discarded = try alerts(daemon, after: 0, count: 1)
+        #expect(discarded.count == 1, "\(discarded)")
+        let first = try #require(discarded.first)
+        #expect(duis.element("AlertCode", in: first) == "8F89")
+        let (firstMessage, failure) = try ccs08(first)
+        #expect(failure.alertCode == 0x8F89 && failure.result == 1)
+        #expect(try daemon.call("devices.get", ["id": .string(ppmid)])["firmwareVersion"]?.stringValue == "01020300")
+
+        let seq = try daemon.call("duis.responses", [:])["responses"]?.arrayValue?.compactMap { $0["seq"]?.intValue }.max() ?? 0
+        #expect(try update(5102, try FirmwareTests.build()) == "I99")
+        let taken = try alerts(daemon, after: seq, count: 2)
+        #expect(taken.count == 2, "\(taken)")
+        let transfer = try #require(taken.first { $0.contains("<sr:DeviceAlertMessage>") })
+        #expect(duis.element("AlertCode", in: transfer) == "8F8A")
+        let (message, success) = try ccs08(transfer)
+        #expect(success.alertCode == 0x8F8A && success.result == 0 && message.counter > firstMessage.counter)
+        let dccAlert = try #require(taken.first { $0.contains("<sr:DCCAlertMessage>") })
+        #expect(duis.element("RequestID", in: dccAlert) == nil)
+        #expect(duis.element("ResponseID", in: dccAlert)?.hasPrefix("\(Self.dcc):\(Self.supplier):") == true)
+        #expect(duis.element("DCCAlertCode", in: dccAlert) == "N42")
+        #expect(duis.element("DeviceID", in: dccAlert) == ppmid && duis.element("DeviceAlertCode", in: dccAlert) == "8F8B")
+        #expect(duis.element("FirmwareVersion", in: dccAlert) == "01030000" && duis.element("ActivateImageResultCode", in: dccAlert) == "ActivationSuccess")
+        #expect(try daemon.call("devices.get", ["id": .string(ppmid)])["firmwareVersion"]?.stringValue == "01030000")
+
+        // The CS09 the PPMID sent the ACB, from the log: a bare DF signed by the PPMID, CRA 3, code 012B, 8F8B success.
+        let line = try #require(daemon.logText.split(separator: "\n").first { $0.contains("event=duis.alert") && $0.contains("8F8B") })
+        let hexText = try #require(line.split(separator: " ").first { $0.hasPrefix("gbcs=") }).dropFirst(5)
+        var bytes: [UInt8] = []
+        var index = hexText.startIndex
+        while index < hexText.endIndex, let next = hexText.index(index, offsetBy: 2, limitedBy: hexText.endIndex), let byte = UInt8(hexText[index..<next], radix: 16) {
+            bytes.append(byte); index = next
+        }
+        let cs09 = try GBCSMessage.read(bytes)
+        #expect(!cs09.wrapped && cs09.cra == 3 && cs09.messageCode == 0x012B && cs09.signature?.count == 64)
+        #expect(cs09.originator == euiBytes(ppmid) && cs09.recipient == euiBytes(Self.dcc))
+        let activation = try ASN1FirmwareAlert.read(cs09.content)
+        #expect(activation.alertCode == 0x8F8B && activation.device == nil && activation.version == [0x01, 0x03, 0x00, 0x00] && activation.result == 0)
+    }
 }
 
 /// A counter's 8 bytes, big-endian.

@@ -330,6 +330,58 @@ final class ReceiveResponseStub: @unchecked Sendable {
         #expect(Array(bytes[34...39]) == [0x30, 0x25, 0x02, 0x03, 0x00, 0x8F] && bytes[40] == 0x67)
     }
 
+    /// Held work survives a restart (duis.md §5, §2): a DSP-held 11.2 fires once when the clock
+    /// reaches its time on the restarted daemon, and not again after another restart; a cancelled one
+    /// stays cancelled; a CV 4 pre-command handed out before the restart is completed by its CV 5 after.
+    @Test func heldWorkSurvivesARestart() throws {
+        let first = try DaemonHarness().start()
+        defer { _ = first.stop() }
+        let socket = first.runtimeDirectory + "/duis.sock"
+        let now = try #require(Timestamp(rfc3339: try first.call("clock.get")["now"]?.stringValue ?? ""))
+        let tomorrow = now.adding(seconds: 86_400).rfc3339
+        func read(_ target: String, _ counter: Int, _ time: String) -> String {
+            Self.request(target: target, counter: counter, cv: 1, reference: "11.2", variant: "11.2",
+                         body: "<sr:ReadFirmwareVersion><sr:ExecutionDateTime>\(time)</sr:ExecutionDateTime></sr:ReadFirmwareVersion>")
+        }
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(Self.ppmid, 4101, tomorrow)).body) == "I99")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(Self.esme, 4102, tomorrow)).body) == "I99")
+        #expect(element("ResponseCode", in: try httpOverUnix(socket, target: "/api/v1/serviceS", body: read(Self.esme, 4103, "3000-12-31T00:00:00Z")).body) == "I99")
+        let spare = "00-DB-12-34-56-78-00-07"
+        let join = Self.request(target: Self.esme, counter: 4104, cv: 4, reference: "8.7", variant: "8.7.1",
+                                body: "<sr:JoinServiceCritical><sr:OtherDeviceID>\(spare)</sr:OtherDeviceID></sr:JoinServiceCritical>")
+        let pre = try payload(try httpOverUnix(socket, target: "/api/v1/serviceT", body: join).body)
+        _ = first.stop()
+
+        func responses(_ daemon: DaemonHarness, _ target: String, _ counter: Int) throws -> [JSONValue] {
+            try daemon.call("duis.responses", ["requestID": .string("\(Self.supplier):\(target):\(counter)")])["responses"]?.arrayValue ?? []
+        }
+        let second = try DaemonHarness(lab: first.labDirectory, state: first.stateDirectory, runtime: first.runtimeDirectory).start()
+        defer { _ = second.stop() }
+        #expect(second.logText.contains("held DUIS work restored: 2"), "the held 11.2 and the pre-command")
+        let signed = Self.request(target: Self.esme, counter: 4104, cv: 5, reference: "8.7", variant: "8.7.1",
+                                  body: "<sr:SignedPreCommand><sr:GBCSPayload>\(Data(pre + [0x40] + [UInt8](repeating: 3, count: 64)).base64EncodedString())</sr:GBCSPayload></sr:SignedPreCommand>")
+        #expect(element("ResponseCode", in: try httpOverUnix(second.runtimeDirectory + "/duis.sock", target: "/api/v1/serviceS", body: signed).body) == "I99")
+        #expect(!(try asyncResponse(second, "\(Self.supplier):\(Self.esme):4104")).isEmpty)
+        usleep(300_000)
+        #expect(try responses(second, Self.ppmid, 4101).isEmpty, "still held until its time")
+        _ = try second.call("clock.advance", ["seconds": 172_800])
+        for _ in 0..<100 where try responses(second, Self.ppmid, 4101).isEmpty { usleep(50_000) }
+        usleep(300_000)
+        #expect(try responses(second, Self.ppmid, 4101).count == 1)
+        #expect(try responses(second, Self.esme, 4102).isEmpty, "cancelled before the restart")
+        _ = second.stop()
+
+        // Carried out: gone from the store, so a third start neither restores nor fires it again.
+        let third = try DaemonHarness(lab: first.labDirectory, state: first.stateDirectory, runtime: first.runtimeDirectory).start()
+        defer { _ = third.stop() }
+        _ = try third.call("clock.advance", ["seconds": 172_800])
+        usleep(500_000)
+        #expect(try responses(third, Self.ppmid, 4101).isEmpty)
+        #expect(!third.logText.contains("held DUIS work restored"))
+        // The pre-command was used: its CV 5 again finds nothing.
+        #expect(element("ResponseCode", in: try httpOverUnix(third.runtimeDirectory + "/duis.sock", target: "/api/v1/serviceS", body: signed).body) == "E12")
+    }
+
     /// 11.4: W110401 naming the devices left out and why; the accepted PPMID runs the new version after.
     @Test func updatePPMIDFirmwareWarnsAndDistributes() throws {
         let daemon = try DaemonHarness().start()

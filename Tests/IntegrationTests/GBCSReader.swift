@@ -180,3 +180,35 @@ struct DLMSDataNotification {
         return DLMSDataNotification(liid: liid, alertCode: code, dateTime: time, body: fields[2])
     }
 }
+
+/// The ASN.1 firmware alerts of gbcs.md §5.3: `30 L | 02 03 00 8F xx | 18 0F <time> | [04 08 <device>] |
+/// 04 04 <version> | 02 01 <rc>`: CS09 (8F8B) without a device, CCS08 (8F8A / 8F89) with one.
+struct ASN1FirmwareAlert {
+    var alertCode: UInt16
+    var time: String
+    var device: [UInt8]?
+    var version: [UInt8]
+    var result: UInt8
+
+    static func read(_ content: [UInt8]) throws -> ASN1FirmwareAlert {
+        var reader = ByteReader(content)
+        guard try reader.byte() == 0x30, try reader.length() == content.count - 2 else { throw GBCSMessage.Malformed(description: "SEQUENCE") }
+        guard try reader.take(3) == [0x02, 0x03, 0x00] else { throw GBCSMessage.Malformed(description: "alert code INTEGER") }
+        let code = UInt16(try reader.integer(2))
+        guard try reader.take(2) == [0x18, 0x0F] else { throw GBCSMessage.Malformed(description: "GeneralizedTime") }
+        let time = String(decoding: try reader.take(15), as: UTF8.self)
+        var device: [UInt8]?
+        let next = try reader.take(2)
+        if next == [0x04, 0x08] {
+            device = try reader.take(8)
+            guard try reader.take(2) == [0x04, 0x04] else { throw GBCSMessage.Malformed(description: "version") }
+        } else {
+            guard next == [0x04, 0x04] else { throw GBCSMessage.Malformed(description: "version") }
+        }
+        let version = try reader.take(4)
+        guard try reader.take(2) == [0x02, 0x01] else { throw GBCSMessage.Malformed(description: "result INTEGER") }
+        let result = try reader.byte()
+        guard reader.atEnd else { throw GBCSMessage.Malformed(description: "trailing bytes in the alert") }
+        return ASN1FirmwareAlert(alertCode: code, time: time, device: device, version: version, result: result)
+    }
+}

@@ -44,6 +44,28 @@ import Testing
         #expect(alert.children[1].children[0].children[2].children.map(\.name) == ["FutureDatedAlertCode", "GBCSPayload", "InstructionNumber", "TotalCommandInstructions"])
     }
 
+    /// DCCAlertMessage (V5.4 XSD): DCCAlertCode then DCCAlert's choice, each in its sequence's order;
+    /// the header only a ResponseID `<DCC>:<user>:<counter>`.
+    @Test func dccAlertShapes() throws {
+        let dcc = EUI64(0x90B3_D51F_3000_0002), user = EUI64(0x90B3_D51F_3001_0000), ppmid = EUI64(0x00DB_1234_5678_0005)
+        let upgrade = DUISResponse.dccAlert(schemaVersion: "5.4", dcc: dcc, user: user, counter: 77, at: time, alertCode: "N42",
+                                            alert: .ppmidFirmwareUpgrade(device: ppmid, deviceAlertCode: "8F8B", timestamp: time,
+                                                                         version: FirmwareVersion(hex: "01030000")!, success: false))
+        let root = try XMLReader.parse(Array(upgrade.xml.utf8))
+        #expect(root.children[0].children.map(\.name) == ["ResponseID", "ResponseCode", "ResponseDateTime"])
+        #expect(root.children[0].children[0].text == "90-B3-D5-1F-30-00-00-02:90-B3-D5-1F-30-01-00-00:77")
+        let message = root.children[1].children[0]
+        #expect(message.name == "DCCAlertMessage" && message.children.map(\.name) == ["DCCAlertCode", "DCCAlert"])
+        let alert = message.children[1].children[0]
+        #expect(alert.name == "PPMIDAlert" && alert.children.map(\.name) == ["DeviceID", "DeviceAlertCode", "Timestamp", "PPMIDFirmwareUpgradeAlert"])
+        #expect(alert.children[3].children.map(\.text) == ["01030000", "ActivationFailure"])
+        let failure = DUISResponse.dccAlert(schemaVersion: "5.4", dcc: dcc, user: user, counter: 78, at: time, alertCode: "N12",
+                                            alert: .firmwareDistributionFailure(updateRequest: request.requestID, meters: [ppmid, dcc]))
+        let distribution = try XMLReader.parse(Array(failure.xml.utf8)).children[1].children[0].children[1].children[0]
+        #expect(distribution.name == "FirmwareDistributionFailure" && distribution.children.map(\.name) == ["UpdateFirmwareRequestID", "MeterIDs"])
+        #expect(distribution.children[1].text == "00-DB-12-34-56-78-00-05,90-B3-D5-1F-30-00-00-02")
+    }
+
     @Test func textIsEscaped() {
         #expect(escape("a<b&c>") == "a&lt;b&amp;c&gt;")
         #expect(DUISDateTime.format(Timestamp(unixMillis: 5)) == "1970-01-01T00:00:00.005Z")

@@ -184,6 +184,42 @@ func hex(_ text: String) -> [UInt8] { Hex.decode(text.filter { !$0.isWhitespace 
         #expect(Array(unjoined.suffix(16)) == hex("01 01 02 02 09 08 00 DB 12 34 56 78 90 A0 09 00"))
     }
 
+    /// `N:NA_CS09/CS09_NA_8F8B_ALERT_GBCS.HEX` (gbcs.md §5.3): PPMID …A4 -> ACB, alert counter 5000,
+    /// version 1234ABCD, result 0; a bare DF signed by the PPMID (bytes written out from the spec).
+    @Test func cs09AlertAsRTDS() throws {
+        let time = Timestamp(rfc3339: "2015-01-01T00:00:00Z")!
+        let content = GBCS.cs09Alert(time: time, version: FirmwareVersion(hex: "1234ABCD")!, success: true)
+        #expect(content == hex("30 1F 02 03 00 8F 8B 18 0F") + Array("20150101000000Z".utf8) + hex("04 04 12 34 AB CD 02 01 00"))
+        let bytes = GBCS.criticalAlert(.cs09Alert, device: ppmid, recipient: acb, counter: 5000, content: content)
+        #expect(Array(bytes.prefix(46)) == hex("""
+            DF 09 03 00 00 00 00 00 00 13 88 08 00 DB 12 34 56 78 90 A4 08 90 B3 D5 1F 30 00 00 02 00 02 01 2B 21 30 1F 02 03 00 8F 8B 18 0F
+            32 30 31
+            """))
+        #expect(Array(bytes[34..<67]) == content && bytes[67] == 0x40 && bytes.count == 67 + 1 + 64)
+        let decoded = try DecodedGBCS.decode(bytes)
+        #expect(!decoded.wrapped && decoded.cra == 3 && decoded.counter == 5000 && decoded.originator == ppmid.rawValue && decoded.recipient == acb.rawValue)
+        #expect(decoded.dateTime == nil && decoded.messageCode == 0x012B && decoded.supplementary == nil && decoded.signature?.count == 64)
+        #expect(GBCS.cs09Alert(time: time, version: FirmwareVersion(hex: "1234ABCD")!, success: false).suffix(3) == [0x02, 0x01, 0x01])
+    }
+
+    /// `N:NA_CCS08/CCS08_NA_NA_ALERT_GBCS.HEX` (gbcs.md §5.3): CHF …A2 -> ACB, alert counter 4000,
+    /// device …A4, version 0123ABCD; success 8F8A rc 0, failure 8F89 with rc 1-3.
+    @Test func ccs08AlertAsRTDS() throws {
+        let chf = EUI64(0x00DB_1234_5678_90A2)
+        let time = Timestamp(rfc3339: "2015-01-01T00:00:00Z")!
+        let content = GBCS.ccs08Alert(time: time, device: ppmid, version: FirmwareVersion(hex: "0123ABCD")!, result: .success)
+        #expect(content == hex("30 29 02 03 00 8F 8A 18 0F") + Array("20150101000000Z".utf8) + hex("04 08 00 DB 12 34 56 78 90 A4 04 04 01 23 AB CD 02 01 00"))
+        let bytes = GBCS.criticalAlert(.ccs08Alert, device: chf, recipient: acb, counter: 4000, content: content)
+        #expect(Array(bytes.prefix(34)) == hex("DF 09 03 00 00 00 00 00 00 0F A0 08 00 DB 12 34 56 78 90 A2 08 90 B3 D5 1F 30 00 00 02 00 02 01 28 2B"))
+        #expect(Array(bytes[34..<(34 + 43)]) == content && bytes[34 + 43] == 0x40 && bytes.count == 34 + 43 + 1 + 64)
+        let decoded = try DecodedGBCS.decode(bytes)
+        #expect(!decoded.wrapped && decoded.cra == 3 && decoded.counter == 4000 && decoded.originator == chf.rawValue && decoded.messageCode == 0x0128)
+        for (result, rc) in [(GBCS.TransferResult.imageDiscarded, UInt8(1)), (.hardwareVersionMismatch, 2), (.transferFailure, 3)] {
+            let failed = GBCS.ccs08Alert(time: time, device: ppmid, version: FirmwareVersion(hex: "0123ABCD")!, result: result)
+            #expect(Array(failed[2..<7]) == hex("02 03 00 8F 89") && failed.last == rc && failed.count == 43)
+        }
+    }
+
     /// `R:8.11_CCS01/…SUCCESS_RESPONSE…` and the RTDS error (gbcs.md §5.9); CCS02 is the action response.
     @Test func ccs01AndCCS02Responses() {
         #expect(GBCS.ccs01Response(counter: 1000, results: (0, 0, 0)) == hex("DA 20 00 03 E8 00 00 03 00 00 00 03 03 00 02 00 02 00"))

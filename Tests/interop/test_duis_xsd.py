@@ -190,3 +190,29 @@ def test_top_up_supplier_name_registers_and_han_log_are_valid_against_the_v54_sc
     for alert in alerts:
         root = valid(alert)
         assert root.findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}AlertCode") == "8F12"
+
+
+def test_firmware_alerts_are_valid_against_the_v54_schema(daemon, tmp_path):
+    """11.4 to a PPMID that takes the image: the CHF's CCS08 (8F8A) DeviceAlertMessage and the DCC's
+    PPMIDAlert DCCAlertMessage (after the PPMID's own CS09), both unsolicited, validated and read."""
+    image = build_image(tmp_path)
+    body = (f"<sr:UpdatePPMIDFirmware><sr:FirmwareImage>{base64.b64encode(image).decode()}</sr:FirmwareImage>"
+            f"<sr:FirmwareVersion>01030000</sr:FirmwareVersion><sr:DeviceIDList>{PPMID}</sr:DeviceIDList></sr:UpdatePPMIDFirmware>")
+    assert code(valid(post(daemon, "/api/v1/serviceD", document(SUPPLIER, DCC, 30_001, 8, "11.4", "11.4", body)))) == "I99"
+    alerts = []
+    for _ in range(200):
+        alerts = [entry["xml"] for entry in daemon.rpc("duis.responses", {})["responses"] if "AlertMessage>" in entry["xml"]]
+        if len(alerts) >= 2:
+            break
+        time.sleep(0.05)
+    assert len(alerts) == 2, alerts
+    device = [valid(xml) for xml in alerts if "DeviceAlertMessage" in xml]
+    dcc = [valid(xml) for xml in alerts if "DCCAlertMessage" in xml]
+    assert len(device) == 1 and len(dcc) == 1
+    assert device[0].findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}AlertCode") == "8F8A"
+    gbcs = base64.b64decode(device[0].findtext(f"{SR}Body/{SR}DeviceAlertMessage/{SR}GBCSPayload"))
+    assert gbcs[0] == 0xDF and gbcs[2] == 0x03 and gbcs[30:33] == bytes.fromhex("020128")
+    upgrade = dcc[0].find(f"{SR}Body/{SR}DCCAlertMessage/{SR}DCCAlert/{SR}PPMIDAlert")
+    assert upgrade.findtext(f"{SR}DeviceID") == PPMID and upgrade.findtext(f"{SR}DeviceAlertCode") == "8F8B"
+    assert upgrade.findtext(f"{SR}PPMIDFirmwareUpgradeAlert/{SR}ActivateImageResultCode") == "ActivationSuccess"
+    assert dcc[0].findtext(f"{SR}Header/{SR}ResponseID").startswith(f"{DCC}:{SUPPLIER}:")
