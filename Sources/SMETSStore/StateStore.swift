@@ -202,6 +202,20 @@ public final class StateStore: Sendable {
                 CREATE INDEX duis_held_by_device ON duis_held (device, variant);
                 """)
         }
+        // A job's ID is never handed out again. Without AUTOINCREMENT SQLite gave a new row the
+        // highest ID + 1, so a job replacing the newest one (a firmware schedule replaced during a
+        // transfer) took the ID of the job it replaced; when the replaced job, already taken to run,
+        // then deleted its row by ID, it deleted the new schedule (found by scripts/crash-campaign).
+        migrator.registerMigration("v7-job-ids-never-reused") { db in
+            try db.execute(sql: """
+                CREATE TABLE job_new (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, due INTEGER NOT NULL, kind TEXT NOT NULL, payload TEXT NOT NULL
+                );
+                INSERT INTO job_new (id, due, kind, payload) SELECT id, due, kind, payload FROM job;
+                DROP TABLE job;
+                ALTER TABLE job_new RENAME TO job;
+                """)
+        }
         return migrator
     }
 }

@@ -23,7 +23,9 @@ struct StateStoreTests {
         let database = try #require(try state.files().first { $0.name == StateStore.fileName }).bytes
         for table in ["meta", "premises", "device", "consumption_day", "message", "top_up", "debt_record",
                       "consumer_setting", "prepayment", "job"] {
+            // A table rebuilt by a later migration and renamed keeps its name quoted (v7: job).
             let created = database.contains(bytes: Array("CREATE TABLE \(table) (".utf8))
+                || database.contains(bytes: Array("CREATE TABLE \"\(table)\" (".utf8))
             #expect(created, "table \(table) is missing")
         }
         let indexed = database.contains(bytes: Array("CREATE UNIQUE INDEX top_up_code".utf8))
@@ -204,5 +206,19 @@ struct StateStoreTests {
         #expect(try store.read { try $0.allJobs() } == [second])
         try store.write { try $0.deleteJob(first.id) }
         #expect(try store.read { try $0.allJobs() } == [second])
+    }
+
+    @Test("a job replacing the newest one gets an ID of its own, so the replaced job's delete leaves it")
+    func jobIDsAreNeverReused() throws {
+        let replaced = try store.write { try $0.insertJob(due: Timestamp(unixSeconds: 10), kind: "firmware-activation", payload: "{\"hash\":\"a\"}") }
+        // The schedule is replaced in one transaction: the old row goes, the new one comes.
+        let replacement = try store.write { tx in
+            try tx.deleteJob(replaced.id)
+            return try tx.insertJob(due: Timestamp(unixSeconds: 20), kind: "firmware-activation", payload: "{\"hash\":\"b\"}")
+        }
+        #expect(replacement.id != replaced.id)
+        // The replaced job, taken to run before it was replaced, finishes by deleting its own row.
+        try store.write { try $0.deleteJob(replaced.id) }
+        #expect(try store.read { try $0.allJobs() } == [replacement])
     }
 }
