@@ -106,7 +106,7 @@ let package = Package(
 if Context.environment["SMETSD_FUZZ"] != nil {
     let reached: Set<String> = ["SMETSCore", "SMETSWire", "SMETSDevices", "SMETSRPC", "SMETSConfig", "SMETSFuzz"]
     let fuzzTargets = ["han-stream", "zcl", "ota-image", "json", "jsonrpc", "lab-json", "model-json", "cpl-csv",
-                       "settings-json", "access-json", "duis-xml", "han-link-sequence"]
+                       "settings-json", "access-json", "duis-xml", "han-link-sequence", "control-lines"]
     // The DUIS reader, canonicaliser and request parser without swift-crypto: GBCS, XMLSignature and
     // DUISTrust (not fuzzed here) need it.
     let duisRequestSide = Target.target(name: "SMETSDUIS", dependencies: ["SMETSCore"],

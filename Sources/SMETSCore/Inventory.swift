@@ -14,9 +14,10 @@ public enum InventoryStatus: String, CaseIterable, Sendable, Codable, CustomStri
     public var description: String { rawValue }
 
     public init?(text: String) {
-        guard let match = InventoryStatus.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else {
-            return nil
-        }
+        // The exact spelling first: the store holds it for every device, read at every start.
+        if let exact = InventoryStatus(rawValue: text) { self = exact; return }
+        let folded = text.lowercased()
+        guard let match = InventoryStatus.allCases.first(where: { $0.rawValue.lowercased() == folded }) else { return nil }
         self = match
     }
 
@@ -46,7 +47,9 @@ public enum CSPRegion: String, CaseIterable, Sendable, Codable, CustomStringConv
     public var description: String { rawValue }
 
     public init?(text: String) {
-        guard let match = CSPRegion.allCases.first(where: { $0.rawValue.lowercased() == text.lowercased() }) else { return nil }
+        if let exact = CSPRegion(rawValue: text) { self = exact; return }
+        let folded = text.lowercased()
+        guard let match = CSPRegion.allCases.first(where: { $0.rawValue.lowercased() == folded }) else { return nil }
         self = match
     }
 

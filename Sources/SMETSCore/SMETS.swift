@@ -7,6 +7,7 @@ public enum SMETSVersion: String, CaseIterable, Sendable, Codable, CustomStringC
 
     /// Accepts `SMETS1`, `SMETS2`, `SMETS2+`, case-insensitively.
     public init?(text: String) {
+        if let exact = SMETSVersion(rawValue: text) { self = exact; return }  // as stored: no case folding
         switch text.uppercased() {
         case "SMETS1", "1": self = .smets1
         case "SMETS2", "SMETS2+", "2", "2+": self = .smets2

@@ -18,7 +18,7 @@ public struct FuzzTarget: Sendable {
     /// Every target, in the order `scripts/fuzz` runs them.
     public static let all: [FuzzTarget] = [
         hanStream, zcl, otaImage, json, jsonRPC, labJSON, modelJSON, cplCSV, settingsJSON, accessJSON, duisXML,
-        hanLinkSequence,
+        hanLinkSequence, controlLines,
     ]
 
     public static func named(_ name: String) -> FuzzTarget? { all.first { $0.name == name } }

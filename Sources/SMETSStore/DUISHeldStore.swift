@@ -29,7 +29,7 @@ public struct DUISHeldRow: Sendable, Hashable {
 extension StoreTransaction {
     /// Keeps `row`; its new ID.
     public func insertDUISHeld(_ row: DUISHeldRow) throws -> Int64 {
-        try db.execute(sql: "INSERT INTO duis_held (kind, request_id, device, variant, due, document, payload) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO duis_held (kind, request_id, device, variant, due, document, payload) VALUES (?, ?, ?, ?, ?, ?, ?)").execute(
                        arguments: [row.kind.rawValue, row.requestID, row.device, row.variant, row.due.unixMillis, Data(row.document), row.payload.map { Data($0) }])
         return db.lastInsertedRowID
     }

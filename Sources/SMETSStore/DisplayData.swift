@@ -75,12 +75,12 @@ extension StoreTransaction {
     // MARK: messages
 
     public func saveMessage(_ message: StoredMessage, device: EUI64) throws {
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO message (device, message_id, control, start_time, duration, text, received_at, confirmed_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(device, message_id) DO UPDATE SET control = excluded.control, start_time = excluded.start_time,
               duration = excluded.duration, text = excluded.text, received_at = excluded.received_at, confirmed_at = NULL
-            """, arguments: [key(device), Int64(message.messageID), Int(message.control), Int64(message.startTime),
+            """).execute(arguments: [key(device), Int64(message.messageID), Int(message.control), Int64(message.startTime),
                              Int(message.durationMinutes), message.text, message.receivedAt.unixMillis,
                              message.confirmedAt?.unixMillis])
     }
@@ -103,7 +103,7 @@ extension StoreTransaction {
     }
 
     public func confirmMessage(device: EUI64, messageID: UInt32, at time: Timestamp) throws -> Bool {
-        try db.execute(sql: "UPDATE message SET confirmed_at = ? WHERE device = ? AND message_id = ?",
+        try db.cachedStatement(sql: "UPDATE message SET confirmed_at = ? WHERE device = ? AND message_id = ?").execute(
                        arguments: [time.unixMillis, key(device), Int64(messageID)])
         return db.changesCount > 0
     }
@@ -124,7 +124,7 @@ extension StoreTransaction {
 
     public func saveTopUp(device: EUI64, code: String, amount: Int32, time: Timestamp, source: UInt8) throws -> StoredTopUp {
         let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM top_up WHERE device = ?", arguments: [key(device)]) ?? 0) + 1
-        try db.execute(sql: "INSERT INTO top_up (device, seq, code, amount, time, source) VALUES (?, ?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO top_up (device, seq, code, amount, time, source) VALUES (?, ?, ?, ?, ?, ?)").execute(
                        arguments: [key(device), seq, code, Int(amount), time.unixMillis, Int(source)])
         return StoredTopUp(seq: seq, code: code, amount: amount, time: time, source: source)
     }
@@ -144,7 +144,7 @@ extension StoreTransaction {
 
     public func saveDebtRecord(device: EUI64, time: Timestamp, amount: UInt32, debtType: UInt8, outstanding: UInt32) throws {
         let seq = (try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM debt_record WHERE device = ?", arguments: [key(device)]) ?? 0) + 1
-        try db.execute(sql: "INSERT INTO debt_record (device, seq, time, amount, debt_type, outstanding) VALUES (?, ?, ?, ?, ?, ?)",
+        try db.cachedStatement(sql: "INSERT INTO debt_record (device, seq, time, amount, debt_type, outstanding) VALUES (?, ?, ?, ?, ?, ?)").execute(
                        arguments: [key(device), seq, time.unixMillis, Int64(amount), Int(debtType), Int64(outstanding)])
     }
 
@@ -159,7 +159,7 @@ extension StoreTransaction {
     /// A setting the consumer made on the display at `time` (Change of Tenancy clears those made
     /// up to its date).
     public func saveConsumerSetting(device: EUI64, key settingKey: String, value: String, at time: Timestamp = Timestamp(unixMillis: 0)) throws {
-        try db.execute(sql: "INSERT INTO consumer_setting (device, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        try db.cachedStatement(sql: "INSERT INTO consumer_setting (device, key, value, updated_at) VALUES (?, ?, ?, ?) ON CONFLICT(device, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at").execute(
                        arguments: [key(device), settingKey, value, time.unixMillis])
     }
 
@@ -195,11 +195,12 @@ extension StoreTransaction {
     }
 
     public func savePrepayment(_ state: PrepaymentState, device: EUI64) throws {
-        try db.execute(sql: """
+        // Cached: every top-up and every generated meter saves one, and compiling it cost as much as running it.
+        try db.cachedStatement(sql: """
             INSERT INTO prepayment (device, credit, emergency_credit, debt, debt_per_day, recovery_percent) VALUES (?, ?, ?, ?, ?, ?)
             ON CONFLICT(device) DO UPDATE SET credit = excluded.credit, emergency_credit = excluded.emergency_credit, debt = excluded.debt,
             debt_per_day = excluded.debt_per_day, recovery_percent = excluded.recovery_percent
-            """, arguments: [key(device), Int64(state.credit), Int64(state.emergencyCredit), Int64(state.debt), Int64(state.debtPerDay),
+            """).execute(arguments: [key(device), Int64(state.credit), Int64(state.emergencyCredit), Int64(state.debt), Int64(state.debtPerDay),
                              Int64(state.recoveryPercent)])
     }
 

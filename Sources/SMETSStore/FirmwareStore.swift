@@ -67,7 +67,7 @@ extension StoreTransaction {
     /// Changes the status and scheduled time of a held image; false if the device holds none.
     @discardableResult
     public func updateHeldFirmware(device: EUI64, status: ImageUpgradeStatus, activateAt: Timestamp?) throws -> Bool {
-        try db.execute(sql: "UPDATE firmware_held SET status = ?, activate_at = ? WHERE device = ?",
+        try db.cachedStatement(sql: "UPDATE firmware_held SET status = ?, activate_at = ? WHERE device = ?").execute(
                        arguments: [Int(status.rawValue), activateAt?.unixMillis, Self.key(device)])
         return db.changesCount > 0
     }

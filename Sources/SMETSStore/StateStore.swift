@@ -216,6 +216,21 @@ public final class StateStore: Sendable {
                 ALTER TABLE job_new RENAME TO job;
                 """)
         }
+        // Held DUIS work is deleted by ID once it ran, expired or was cancelled, so its IDs must not be
+        // handed out again either (the hazard of v7: a row deleted and a new one inserted took the
+        // deleted row's ID, and a late delete of the old work would take the new work with it).
+        migrator.registerMigration("v8-duis-held-ids-never-reused") { db in
+            try db.execute(sql: """
+                CREATE TABLE duis_held_new (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, request_id TEXT NOT NULL, device TEXT NOT NULL,
+                    variant TEXT NOT NULL, due INTEGER NOT NULL, document BLOB NOT NULL, payload BLOB
+                );
+                INSERT INTO duis_held_new SELECT id, kind, request_id, device, variant, due, document, payload FROM duis_held;
+                DROP TABLE duis_held;
+                ALTER TABLE duis_held_new RENAME TO duis_held;
+                CREATE INDEX duis_held_by_device ON duis_held (device, variant);
+                """)
+        }
         return migrator
     }
 }

@@ -12,15 +12,15 @@ public struct StoreTransaction {
     }
 
     public func setMeta(_ key: String, _ value: String) throws {
-        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        try db.cachedStatement(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").execute(
                        arguments: [key, value])
     }
 
     // MARK: premises
 
     public func upsertPremises(id: String, region: CSPRegion, origin: DeviceOrigin) throws {
-        try db.execute(sql: "INSERT INTO premises (id, region, origin) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET region = excluded.region",
-                       arguments: [id, region.rawValue, origin.rawValue])
+        try db.cachedStatement(sql: "INSERT INTO premises (id, region, origin) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET region = excluded.region")
+            .execute(arguments: [id, region.rawValue, origin.rawValue])
     }
 
     public func premisesCount() throws -> Int {
@@ -106,7 +106,7 @@ public struct StoreTransaction {
     // MARK: jobs
 
     public func insertJob(due: Timestamp, kind: String, payload: String) throws -> ScheduledJob {
-        try db.execute(sql: "INSERT INTO job (due, kind, payload) VALUES (?, ?, ?)", arguments: [due.unixMillis, kind, payload])
+        try db.cachedStatement(sql: "INSERT INTO job (due, kind, payload) VALUES (?, ?, ?)").execute(arguments: [due.unixMillis, kind, payload])
         return ScheduledJob(id: db.lastInsertedRowID, due: due, kind: kind, payload: payload)
     }
 
@@ -132,11 +132,11 @@ extension StoreTransaction {
     }
 
     public func setTenancyChanged(premises: String, at time: Timestamp) throws {
-        try db.execute(sql: "UPDATE premises SET tenancy_changed_at = ? WHERE id = ?", arguments: [time.unixMillis, premises])
+        try db.cachedStatement(sql: "UPDATE premises SET tenancy_changed_at = ? WHERE id = ?").execute(arguments: [time.unixMillis, premises])
     }
 
     public func setSupplier(premises: String, supplier: String) throws {
-        try db.execute(sql: "UPDATE premises SET supplier = ? WHERE id = ?", arguments: [supplier, premises])
+        try db.cachedStatement(sql: "UPDATE premises SET supplier = ? WHERE id = ?").execute(arguments: [supplier, premises])
     }
 
     public func supplier(premises: String) throws -> String? {
@@ -145,7 +145,7 @@ extension StoreTransaction {
 
     /// The supplier's name and telephone number the premises' meter holds; nil leaves one as it is.
     public func setSupplierContact(premises: String, name: String?, telephone: String?) throws {
-        try db.execute(sql: "UPDATE premises SET supplier_name = coalesce(?, supplier_name), supplier_telephone = coalesce(?, supplier_telephone) WHERE id = ?",
+        try db.cachedStatement(sql: "UPDATE premises SET supplier_name = coalesce(?, supplier_name), supplier_telephone = coalesce(?, supplier_telephone) WHERE id = ?").execute(
                        arguments: [name, telephone, premises])
     }
 

@@ -221,4 +221,21 @@ struct StateStoreTests {
         try store.write { try $0.deleteJob(replaced.id) }
         #expect(try store.read { try $0.allJobs() } == [replacement])
     }
+
+    @Test("held DUIS work never takes the ID of work deleted before it")
+    func duisHeldIDsAreNeverReused() throws {
+        func held(_ requestID: String) -> DUISHeldRow {
+            DUISHeldRow(kind: .request, requestID: requestID, device: "00-00-00-00-00-00-00-01", variant: "11.2",
+                        due: Timestamp(unixSeconds: 10), document: Array("<a/>".utf8))
+        }
+        let first = try store.write { try $0.insertDUISHeld(held("A")) }
+        let second = try store.write { tx in
+            try tx.deleteDUISHeld([first])
+            return try tx.insertDUISHeld(held("B"))
+        }
+        #expect(second != first)
+        // A late delete of the first work leaves the second in place.
+        try store.write { try $0.deleteDUISHeld([first]) }
+        #expect(try store.read { try $0.allDUISHeld() }.map(\.requestID) == ["B"])
+    }
 }

@@ -282,6 +282,19 @@ def han_link_seeds() -> None:
     write("han-link-sequence", "garbage", bytes([0, 0x00]) + received(b"\xff\xff\x01junk") + bytes([0x0A]))
 
 
+def control_lines_seeds() -> None:
+    """Streams for the control-lines target (Sources/SMETSFuzz/ControlLines.swift): a control byte
+    (bits 0-4 split count, bit 5 the 16-byte limit, bit 6 byte at a time), the split lengths, the
+    stream: requests as smetsctl writes them, CRLF, empty lines, a line over the limit."""
+    status = b'{"jsonrpc":"2.0","id":1,"method":"daemon.status"}'
+    listing = b'{"jsonrpc":"2.0","id":2,"method":"devices.list","params":{"limit":2}}'
+    write("control-lines", "two-requests", bytes([0x02, 7, 40]) + status + b"\n" + listing + b"\n")
+    write("control-lines", "crlf-and-empty", bytes([0x41]) + b"\r\n\n" + status + b"\r\n" + b"tail")
+    write("control-lines", "over-tight-limit", bytes([0x21, 3]) + b"short\n" + b"x" * 20 + b"\n" + b"after\n")
+    write("control-lines", "unterminated-long", bytes([0x20]) + b"y" * 17)
+    write("control-lines", "cr-counts", bytes([0x20]) + b"x" * 16 + b"\r\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smetsctl", help="smetsctl to build the firmware image seeds with")
@@ -294,6 +307,7 @@ def main() -> None:
     devices_seeds()
     duis_seeds()
     han_link_seeds()
+    control_lines_seeds()
 
 
 if __name__ == "__main__":
