@@ -356,6 +356,11 @@ public final class Engine: Sendable {
         public var presentedFirmware: FirmwareVersion?
         public init() {}
 
+        var matchesEverything: Bool {
+            type == nil && premises == nil && status == nil && mode == nil && model == nil && hub == nil && owner == nil
+                && manufacturerCode == nil && region == nil && presentedFirmware == nil
+        }
+
         func matches(_ device: Device, lab: LabSnapshot) -> Bool {
             let models = lab.models
             if let type, device.type != type { return false }
@@ -383,6 +388,14 @@ public final class Engine: Sendable {
         // A scan of every device: on a snapshot, so that no reader or writer waits for it.
         let state = snapshot()
         let start = cursor.map { id in state.order.partitioningIndex { $0 > id } } ?? 0
+        if filter.matchesEverything {
+            // No filter: the total is the count, and a page costs its own devices and a binary search,
+            // not a scan (paging through 1,020,015 devices took 0.74 s a page).
+            let end = min(state.order.count, start + limit)
+            let page = state.order[start..<end].compactMap { state.devices[$0] }
+            let next = end < state.order.count ? page.last?.id : nil
+            return Page(devices: page, next: next, total: state.order.count)
+        }
         var page: [Device] = []
         var total = 0
         var next: EUI64?

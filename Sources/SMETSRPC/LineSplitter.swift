@@ -6,6 +6,7 @@
 public struct LineSplitter: Sendable {
     public struct LineTooLong: Error, Equatable, CustomStringConvertible {
         public var limit: Int
+        public init(limit: Int) { self.limit = limit }
         public var description: String { "a line longer than \(limit) bytes (maxControlLineBytes)" }
     }
 

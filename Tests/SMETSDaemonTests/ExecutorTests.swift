@@ -180,6 +180,39 @@ struct ExecutorTests {
         #expect(throws: StoreGate.InjectedFault.self) { try engine.generate(premises: 1) }
     }
 
+    @Test("paging without a filter gives what the filtered scan gives: same pages, cursors and total")
+    func unfilteredPagingMatchesTheScan() throws {
+        let (engine, _, _, _) = try Self.fixture()
+        _ = try engine.generate(premises: 40)
+        // No filter takes the direct path; a type filter the scanning one.
+        func pages(_ filter: Engine.DeviceFilter, limit: Int) -> [Engine.Page] {
+            var result: [Engine.Page] = []
+            var cursor: EUI64?
+            repeat {
+                let page = engine.list(filter, after: cursor, limit: limit)
+                result.append(page)
+                cursor = page.next
+            } while cursor != nil && result.count < 1000
+            return result
+        }
+        let direct = pages(Engine.DeviceFilter(), limit: 7)
+        let devices = direct.flatMap(\.devices).map(\.id)
+        #expect(devices.count == engine.counts.devices)
+        #expect(devices == devices.sorted() && Set(devices).count == devices.count)
+        #expect(direct.allSatisfy { $0.total == engine.counts.devices })
+        #expect(direct.last?.next == nil)
+        // The scanning path: each type's devices, in the same order, page by page.
+        for type in DeviceType.allCases {
+            var byType = Engine.DeviceFilter()
+            byType.type = type
+            let scanned = pages(byType, limit: 7).flatMap(\.devices).map(\.id)
+            #expect(scanned == devices.filter { engine.device($0)?.type == type })
+        }
+        #expect(engine.list(Engine.DeviceFilter(), after: devices.last, limit: 7).devices.isEmpty)
+        #expect(engine.list(Engine.DeviceFilter(), after: nil, limit: devices.count).next == nil)
+        #expect(engine.list(Engine.DeviceFilter(), after: nil, limit: devices.count - 1).next == devices[devices.count - 2])
+    }
+
     @Test("merging sorted ID lists keeps them sorted")
     func mergeKeepsOrder() {
         let a = [1, 4, 9].map { EUI64(UInt64($0)) }, b = [2, 3, 10].map { EUI64(UInt64($0)) }

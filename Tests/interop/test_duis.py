@@ -17,13 +17,15 @@ PPMID = "00-DB-12-34-56-78-00-05"
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP/1.1 over duis.sock (also used by test_duis_signatures.py)."""
+
     def __init__(self, path: str):
         super().__init__("smetsd", timeout=10)
-        self.path = path
+        self.unix_path = path
 
     def connect(self):
         self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(self.path)
+        self.sock.connect(self.unix_path)
 
 
 def request(target: str, counter: int, cv: int, reference: str, variant: str, body: str) -> bytes:

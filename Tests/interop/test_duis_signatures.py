@@ -5,8 +5,6 @@ E2, RequestID counters must increase per originator (durably), and every respons
 with the DCC's TEST key verifies and is valid against the DUIS V5.4 schema."""
 
 import base64
-import http.client
-import socket
 import time
 import xml.etree.ElementTree as ET
 
@@ -18,6 +16,7 @@ from cryptography import x509
 import duis_dsig
 import duis_xsd
 from conftest import LAB, copy_lab, start_daemon, stop_and_check
+from test_duis import UnixHTTPConnection
 
 SR = "{http://www.dccinterface.co.uk/ServiceUserGateway}"
 SUPPLIER = "90-B3-D5-1F-30-01-00-00"   # IS GS, the shipped TEST certificate
@@ -32,16 +31,6 @@ SUPPLIER_KEY = serialization.load_pem_private_key((KEYS / "duis-supplier-TEST-pr
 DCC_CERT = x509.load_pem_x509_certificate((KEYS / "dcc-xml-sign-TEST-cert.pem").read_bytes())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())
 STRANGER_KEY = ec.generate_private_key(ec.SECP256R1())
-
-
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path: str):
-        super().__init__("smetsd", timeout=10)
-        self.unix_path = path
-
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect(self.unix_path)
 
 
 def document(originator: str, target: str, counter: int, cv: int, reference: str, variant: str, body: str) -> bytes:
