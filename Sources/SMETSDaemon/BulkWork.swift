@@ -45,9 +45,27 @@ enum BulkWork {
         var values: [T?] { slots.withLock { $0 } }
     }
 
-    /// The calling thread's nice value (on Linux, per thread). Failing leaves it as it was.
-    private static func lowerPriority() {
-        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(linuxThreadID()), niceness)
+    /// The calling thread's nice value (on Linux, per thread). Failing (a seccomp filter that refuses
+    /// setpriority) leaves it as it was and returns the errno.
+    @discardableResult
+    private static func lowerPriority() -> Int32? {
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(linuxThreadID()), niceness) == 0 ? nil : errno
+    }
+
+    /// Whether bulk threads get their nice value here, for the ready log line: "10", or the refusal
+    /// ("refused: errno 1") when the sandbox forbids it and long writes run at the loops' priority.
+    static func probe() -> String {
+        let outcome = Slots<Int32?>(count: 1)
+        let group = DispatchGroup()
+        group.enter()
+        Thread {
+            outcome.set(0, lowerPriority())
+            group.leave()
+        }.start()
+        group.wait()
+        let slot: Int32?? = outcome.values.first ?? nil
+        guard let refused = slot ?? nil else { return String(niceness) }
+        return "refused: errno \(refused)"
     }
 }
 
