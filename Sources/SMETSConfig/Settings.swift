@@ -44,6 +44,11 @@ public struct Settings: Sendable, Codable, Hashable {
     public var storageProbeSeconds = 2.0
     /// HAN fault rules (`faults.add`) set at once.
     public var maxFaultRules = 64
+    /// Nice value of the threads that run long writes (`lab.generate`, `tenancy.change`,
+    /// `firmware.update`'s transfers), 0 to 19: above 0 the HAN and control loops go first, and so
+    /// does every other busy process on the machine (at 10 a long write gets a tenth of a core
+    /// against one CPU-bound neighbour).
+    public var bulkThreadNice = 5
     /// The DUIS front (docs/duis.md): listener, limits, DCC identity, Receive Response URLs.
     public var duis = DUISSettings()
 
@@ -53,7 +58,7 @@ public struct Settings: Sendable, Codable, Hashable {
         case maxControlConnections, maxControlLineBytes, maxEventBacklogBytes, maxGeneratePremises, historyDays, maxImageBytes
         case seedHistoryDays, maxTracedDevices, socketMode, socketGroup
         case imagesDirectory, maxUploadBytes, storageProbeSeconds
-        case maxFaultRules
+        case maxFaultRules, bulkThreadNice
         case duis
     }
 
@@ -90,6 +95,7 @@ public struct Settings: Sendable, Codable, Hashable {
         maxUploadBytes = try c.decodeIfPresent(Int.self, forKey: .maxUploadBytes) ?? defaults.maxUploadBytes
         storageProbeSeconds = try c.decodeIfPresent(Double.self, forKey: .storageProbeSeconds) ?? defaults.storageProbeSeconds
         maxFaultRules = try c.decodeIfPresent(Int.self, forKey: .maxFaultRules) ?? defaults.maxFaultRules
+        bulkThreadNice = try c.decodeIfPresent(Int.self, forKey: .bulkThreadNice) ?? defaults.bulkThreadNice
         duis = try c.decodeIfPresent(DUISSettings.self, forKey: .duis) ?? defaults.duis
     }
 
@@ -115,6 +121,7 @@ public struct Settings: Sendable, Codable, Hashable {
         if !(0.1...3600).contains(storageProbeSeconds) { found.append("storageProbeSeconds: must be 0.1...3600") }
         if imagesDirectory?.isEmpty == true { found.append("imagesDirectory: must be a folder, or left out") }
         check("maxFaultRules", maxFaultRules, 1...10_000)
+        check("bulkThreadNice", bulkThreadNice, 0...19)
         if UInt32(socketMode, radix: 8).map({ $0 > 0o777 }) ?? true { found.append("socketMode: '\(socketMode)' must be octal permissions such as 0660") }
         if !(0.1...3600).contains(helloTimeoutSeconds) { found.append("helloTimeoutSeconds: must be 0.1...3600") }
         found += duis.problems()
@@ -219,6 +226,7 @@ extension Settings {
         case .maxUploadBytes: .of(\.maxUploadBytes, .live)
         case .storageProbeSeconds: .of(\.storageProbeSeconds, .restart)  // the probe's timer is set at start
         case .maxFaultRules: .of(\.maxFaultRules, .live)
+        case .bulkThreadNice: .of(\.bulkThreadNice, .live)  // taken by each long write when it starts
         case .duis: .of(\.duis, .restart)  // the listener, the checks and the deliveries take it at start
         }
     }

@@ -7,19 +7,18 @@ import Synchronization
 ///
 /// They are CPU-bound for seconds on end; at the same priority they take their full share of the
 /// cores from the event loops, and a HAN read waits for the scheduler's next turn (tens of ms on a
-/// busy machine). A thread's nice value can only be raised without privileges, never lowered
+/// busy machine). The nice value is the setting `bulkThreadNice` (default 5): at 10, a
+/// `tenancy.change` that took 7 s beside one busy process took 52 s beside three, every other
+/// process going first. A thread's nice value can only be raised without privileges, never lowered
 /// again, so each call gets fresh threads rather than lowering a pool's.
 enum BulkWork {
-    /// The nice value of bulk threads: well below the event loops (0), still served when they idle.
-    static let niceness: Int32 = 10
-
-    /// Runs `body(lane)` for every lane, each on a bulk thread, and returns when all are done.
-    static func run(lanes: Int, _ body: @escaping @Sendable (Int) -> Void) {
+    /// Runs `body(lane)` for every lane, each on a bulk thread at `nice`, and returns when all are done.
+    static func run(lanes: Int, nice: Int, _ body: @escaping @Sendable (Int) -> Void) {
         let group = DispatchGroup()
         for lane in 0..<lanes {
             group.enter()
             Thread {
-                lowerPriority()
+                if nice > 0 { lowerPriority(to: Int32(nice)) }
                 body(lane)
                 group.leave()
             }.start()
@@ -28,9 +27,9 @@ enum BulkWork {
     }
 
     /// Runs `body` on a bulk thread and returns what it returned or throws what it threw.
-    static func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+    static func run<T: Sendable>(nice: Int, _ body: @escaping @Sendable () throws -> T) throws -> T {
         let outcome = Slots<Result<T, any Error>>(count: 1)
-        run(lanes: 1) { _ in outcome.set(0, Result { try body() }) }
+        run(lanes: 1, nice: nice) { _ in outcome.set(0, Result { try body() }) }
         // `run` returns only after the lane stored its result.
         return try (outcome.values.first ?? nil)?.get() ?? { throw BulkWorkNotRun() }()
     }
@@ -48,23 +47,24 @@ enum BulkWork {
     /// The calling thread's nice value (on Linux, per thread). Failing (a seccomp filter that refuses
     /// setpriority) leaves it as it was and returns the errno.
     @discardableResult
-    private static func lowerPriority() -> Int32? {
-        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(linuxThreadID()), niceness) == 0 ? nil : errno
+    private static func lowerPriority(to nice: Int32) -> Int32? {
+        setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(linuxThreadID()), nice) == 0 ? nil : errno
     }
 
-    /// Whether bulk threads get their nice value here, for the ready log line: "10", or the refusal
+    /// Whether bulk threads get their nice value here, for the ready log line: "5", or the refusal
     /// ("refused: errno 1") when the sandbox forbids it and long writes run at the loops' priority.
-    static func probe() -> String {
+    static func probe(nice: Int) -> String {
+        guard nice > 0 else { return "0" }
         let outcome = Slots<Int32?>(count: 1)
         let group = DispatchGroup()
         group.enter()
         Thread {
-            outcome.set(0, lowerPriority())
+            outcome.set(0, lowerPriority(to: Int32(nice)))
             group.leave()
         }.start()
         group.wait()
         let slot: Int32?? = outcome.values.first ?? nil
-        guard let refused = slot ?? nil else { return String(niceness) }
+        guard let refused = slot ?? nil else { return String(nice) }
         return "refused: errno \(refused)"
     }
 }

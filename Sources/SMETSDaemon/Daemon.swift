@@ -187,7 +187,7 @@ public final class Daemon: Sendable {
         logger.info("smetsd is ready", metadata: [
             "event": "daemon.ready", "devices": .stringConvertible(engine.counts.devices), "startup_ms": .stringConvertible(readyMillis),
             "control_socket": .string(controlPath), "state_file": .string(store.path), "virtual_time": .string(engine.now().rfc3339),
-            "bulk_nice": .string(BulkWork.probe()),
+            "bulk_nice": .string(BulkWork.probe(nice: engine.lab.settings.bulkThreadNice)),
         ])
 
         // Watchdog pings and STATUS refreshes, both cheap and only when systemd asked for them.

@@ -543,7 +543,7 @@ extension Engine {
         // On bulk threads, below the event loops' priority: a push must not hold HAN reads up.
         let results = BulkWork.Slots<FirmwareUpdateResult>(count: targets.count)
         let work = lanes
-        BulkWork.run(lanes: workers) { [self] lane in
+        BulkWork.run(lanes: workers, nice: lab.settings.bulkThreadNice) { [self] lane in
             for index in work[lane] {
                 results.set(index, push(file: file, image: image, hash: hash, to: targets[index], activation: activation))
             }

@@ -36,7 +36,7 @@ extension Engine {
     /// supplier's messages, of what was recorded up to T: the new occupant's data is never touched.
     public func changeTenancy(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {
         // Over thousands of premises, seconds of planning and clearing: on a bulk thread, below the event loops.
-        try BulkWork.run { [self] in try changeTenancyNow(premises: ids, control: control, implementationTime: implementationTime) }
+        try BulkWork.run(nice: lab.settings.bulkThreadNice) { [self] in try changeTenancyNow(premises: ids, control: control, implementationTime: implementationTime) }
     }
 
     private func changeTenancyNow(premises ids: [String], control: UInt32, implementationTime: Timestamp?) throws -> TenancyChangeResult {

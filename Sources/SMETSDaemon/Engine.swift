@@ -560,7 +560,7 @@ public final class Engine: Sendable {
     /// leaves the batches before it in place (the error says how many).
     public func generate(premises count: Int) throws -> (premises: Int, devices: Int) {
         // Seconds of CPU at 20,000 premises: on a bulk thread, below the event loops.
-        try BulkWork.run { [self] in try generateNow(premises: count) }
+        try BulkWork.run(nice: lab.settings.bulkThreadNice) { [self] in try generateNow(premises: count) }
     }
 
     private func generateNow(premises count: Int) throws -> (premises: Int, devices: Int) {

@@ -26,14 +26,17 @@ struct LockingTests {
     @Test func bulkWorkRunsEveryLaneOnAThreadOfItsOwnBelowTheCallersPriority() throws {
         let caller = pthread_self()
         let lanes = BulkWork.Slots<(other: Bool, nice: Int?)>(count: 3)
-        BulkWork.run(lanes: 3) { lane in lanes.set(lane, (pthread_equal(pthread_self(), caller) == 0, Self.threadNice())) }
+        BulkWork.run(lanes: 3, nice: 7) { lane in lanes.set(lane, (pthread_equal(pthread_self(), caller) == 0, Self.threadNice())) }
         for lane in lanes.values {
             #expect(lane?.other == true)
-            #expect((lane?.nice ?? -100) >= Int(BulkWork.niceness), "a bulk thread runs at nice \(BulkWork.niceness) or lower priority")
+            #expect((lane?.nice ?? -100) >= 7, "a bulk thread runs at the nice value asked for, or lower priority")
         }
-        #expect(try BulkWork.run { 42 } == 42)
+        #expect(try BulkWork.run(nice: 0) { Self.threadNice() } == Self.threadNice(), "nice 0 leaves the priority as it was")
+        #expect(BulkWork.probe(nice: 3) == "3")
+        #expect(BulkWork.probe(nice: 0) == "0")
+        #expect(try BulkWork.run(nice: 5) { 42 } == 42)
         struct Refused: Error {}
-        #expect(throws: Refused.self) { try BulkWork.run { () throws -> Int in throw Refused() } }
+        #expect(throws: Refused.self) { try BulkWork.run(nice: 5) { () throws -> Int in throw Refused() } }
     }
 
     /// The calling thread's nice value, field 19 of /proc/thread-self/stat (the 17th after the name).

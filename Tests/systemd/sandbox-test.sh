@@ -138,7 +138,7 @@ check "daemon.status has state, devices, connections, pid" has_keys "$out" state
 main_pid=$(prop MainPID)
 check "daemon.status pid is the unit's MainPID ($main_pid)" grep -Eq "\"pid\"[[:space:]]*:[[:space:]]*$main_pid([^0-9]|\$)" <<<"$out"
 check "STATUS= text is set ($(prop StatusText))" test -n "$(prop StatusText)"
-check "bulk threads may lower their priority under the filter (daemon.ready bulk_nice=10)" wait_for 10 journal_has '^[[:space:]]+BULK_NICE=10$'
+check "bulk threads may lower their priority under the filter (daemon.ready bulk_nice=5, the default)" wait_for 10 journal_has '^[[:space:]]+BULK_NICE=5$'
 check "the daemon runs with LimitNOFILE=16384 (room for maxHANConnections)" test "$(cat /proc/"$main_pid"/limits | awk '/Max open files/ {print $4}')" = 16384
 uid=$(awk '/^Uid:/ { print $2 }' "/proc/$main_pid/status" 2>/dev/null)
 check "runs as a dynamic, non-root user (uid ${uid:-?})" test -n "$uid" -a "${uid:-0}" != 0
