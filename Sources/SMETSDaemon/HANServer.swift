@@ -168,10 +168,19 @@ final class HANServer: Sendable {
         engine.faults.setScheduler { [group, pool] millis, work in
             group.next().scheduleTask(in: .milliseconds(Int64(millis))) { pool.submit { _ in work() } }
         }
+        // Out of han.links before the close, so that a rig that sees its link closed never finds it
+        // still listed (the channel's own detach, later on its event loop, finds it gone).
         engine.faults.setLinkDropper { device in
-            for channel in links.channels(of: device) { channel.close(promise: nil) }
+            for (id, channel) in links.identifiedChannels(of: device) {
+                links.detach(id)
+                channel.close(promise: nil)
+            }
         }
-        engine.faults.setLinkCloser { id in links.channel(id)?.close(promise: nil) }
+        engine.faults.setLinkCloser { id in
+            let channel = links.channel(id)
+            links.detach(id)
+            channel?.close(promise: nil)
+        }
     }
 
     /// A removed device's links are told, each by its own link machine (ERROR 2 and the close).
