@@ -21,14 +21,7 @@ extension FuzzTarget {
         let stream = input.rest
 
         let expected = referenceLines(stream, limit: limit)
-        var pieces: [ArraySlice<UInt8>] = []
-        var offset = 0
-        for length in splits {
-            let end = min(stream.count, offset + length)
-            pieces.append(stream[offset..<end])
-            offset = end
-        }
-        pieces.append(stream[offset...])
+        let pieces = cut(stream, at: splits)
         var cuts = [("split", pieces), ("whole", [stream[...]])]
         if control & 0x40 != 0 { cuts.append(("byte-at-a-time", stream.indices.map { stream[$0...$0] })) }
         for (label, pieces) in cuts {

@@ -50,6 +50,20 @@ struct FuzzInput {
     var rest: [UInt8] { index < bytes.count ? Array(bytes[index...]) : [] }
 }
 
+/// `stream` cut into pieces of the given lengths (clamped to what is left), the rest in one last piece:
+/// how the stream targets feed a decoder the way a socket's reads would.
+func cut(_ stream: [UInt8], at lengths: [Int]) -> [ArraySlice<UInt8>] {
+    var pieces: [ArraySlice<UInt8>] = []
+    var offset = 0
+    for length in lengths {
+        let end = min(stream.count, offset + length)
+        pieces.append(stream[offset..<end])
+        offset = end
+    }
+    pieces.append(stream[offset...])
+    return pieces
+}
+
 /// Hex for failure messages.
 func hex(_ bytes: some Sequence<UInt8>) -> String {
     bytes.map { byte in

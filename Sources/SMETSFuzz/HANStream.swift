@@ -41,14 +41,7 @@ extension FuzzTarget {
         }
 
         // The same stream in the pieces the input asks for, the rest in one piece.
-        var pieces: [ArraySlice<UInt8>] = []
-        var offset = 0
-        for length in splits {
-            let end = min(stream.count, offset + length)
-            pieces.append(stream[offset..<end])
-            offset = end
-        }
-        pieces.append(stream[offset...])
+        let pieces = cut(stream, at: splits)
         if let failure = compare(pieces: pieces, maxFrameLength: maxFrameLength, reference: reference, label: "split") {
             return failure
         }
