@@ -143,18 +143,30 @@ extension Settings {
     /// Every key `smetsd.json` may hold.
     public static var knownKeys: [String] { CodingKeys.allCases.map(\.rawValue) }
 
+    /// The known keys in lower case, in `knownKeys` order: a typo in letter case costs nothing.
+    private static let lowercasedKnownKeys: [[UInt8]] = knownKeys.map { Array($0.lowercased().utf8) }
+
     /// The known key `name` was most likely meant to be (a typo, other letter case, or a
     /// shortened or lengthened name), or nil when none is close.
     public static func closestKey(to name: String) -> String? {
-        let typed = name.lowercased()
-        let scored = knownKeys.compactMap { key -> (key: String, distance: Int)? in
-            let known = key.lowercased()
-            let distance = editDistance(Array(typed.utf8), Array(known.utf8))
-            let nested = typed.count >= 5 && (known.hasPrefix(typed) || typed.hasPrefix(known))
-            return distance <= max(2, typed.count / 4) || nested ? (key, distance) : nil
+        let typed = Array(name.lowercased().utf8)
+        let limit = max(2, typed.count / 4)
+        var best: (key: String, distance: Int)?
+        for (key, known) in zip(knownKeys, lowercasedKnownKeys) {
+            let distance: Int?
+            if typed.count >= 5 && (known.starts(with: typed) || typed.starts(with: known)) {
+                distance = abs(known.count - typed.count)  // one is the other's prefix: the rest are insertions
+            } else {
+                distance = editDistance(typed, known, atMost: limit)
+            }
+            if let distance, distance < best?.distance ?? .max { best = (key, distance) }
         }
-        return scored.min { $0.distance < $1.distance }?.key
+        return best?.key
     }
+
+    /// How many unknown keys get advice of their own; the rest are counted. A file of thousands of
+    /// stray keys gets a readable error, and a bounded amount of work, not one line per key.
+    static let unknownKeysAdvised = 8
 
     /// What to write instead of the unknown keys: the nearest known key for each, else the list.
     static func unknownKeyAdvice(_ unknown: [String]) -> String {
@@ -162,23 +174,31 @@ extension Settings {
             closestKey(to: key).map { "did you mean '\($0)'?" } ?? "it is none of \(knownKeys.joined(separator: ", ")) (see docs/settings.md)"
         }
         var text = "unknown key; " + advice(unknown[0])
-        for other in unknown.dropFirst() { text += "; also unknown: '\(other)', " + advice(other) }
+        for other in unknown.dropFirst().prefix(unknownKeysAdvised - 1) { text += "; also unknown: '\(other)', " + advice(other) }
+        if unknown.count > unknownKeysAdvised { text += "; and \(unknown.count - unknownKeysAdvised) more unknown keys" }
         return text
     }
 
-    /// Levenshtein distance: insertions, deletions and substitutions.
-    static func editDistance(_ a: [UInt8], _ b: [UInt8]) -> Int {
+    /// Levenshtein distance (insertions, deletions and substitutions) when it is at most `limit`,
+    /// else nil. The bound keeps a long stray key from costing its full length times each known
+    /// key's: lengths further apart than `limit` are out at once, and a row whose every cell is past
+    /// `limit` ends the walk, since later rows never go below the row before.
+    static func editDistance(_ a: [UInt8], _ b: [UInt8], atMost limit: Int) -> Int? {
+        guard abs(a.count - b.count) <= limit else { return nil }
         guard !a.isEmpty else { return b.count }
         var previous = Array(0...b.count)
         var current = previous
         for i in 1...a.count {
             current[0] = i
+            var rowMinimum = i
             for j in stride(from: 1, through: b.count, by: 1) {
                 current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+                rowMinimum = min(rowMinimum, current[j])
             }
+            if rowMinimum > limit { return nil }
             swap(&previous, &current)
         }
-        return previous[b.count]
+        return previous[b.count] <= limit ? previous[b.count] : nil
     }
 }
 

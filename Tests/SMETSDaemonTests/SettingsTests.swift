@@ -47,7 +47,46 @@ struct SettingsTests {
         #expect(Settings.closestKey(to: "socketModes") == "socketMode")
         #expect(Settings.closestKey(to: "colour") == nil)
         #expect(Settings.closestKey(to: "") == nil)
-        #expect(Settings.editDistance(Array("kitten".utf8), Array("sitting".utf8)) == 3)
+        #expect(Settings.editDistance(Array("kitten".utf8), Array("sitting".utf8), atMost: 3) == 3)
+        #expect(Settings.editDistance(Array("kitten".utf8), Array("sitting".utf8), atMost: 2) == nil)
+        #expect(Settings.editDistance(Array("".utf8), Array("ab".utf8), atMost: 2) == 2)
+        #expect(Settings.editDistance(Array("abcdefgh".utf8), Array("a".utf8), atMost: 6) == nil, "lengths 7 apart")
+    }
+
+    @Test func aFileOfManyStrayKeysGetsAdviceForTheFirstFewAndACount() throws {
+        let keys = (0..<50).map { #""stray\#($0)": 1"# }.joined(separator: ", ")
+        let problems = try Self.settingsProblems("{\(keys)}")
+        let text = try #require(problems.first)
+        #expect(text.components(separatedBy: "also unknown:").count - 1 == Settings.unknownKeysAdvised - 1, "\(text)")
+        #expect(text.hasSuffix("and \(50 - Settings.unknownKeysAdvised) more unknown keys"), "\(text)")
+    }
+
+    @Test func theBoundedDistanceAgreesWithTheFullOneWithinItsBound() {
+        // The full dynamic programme, written out here without the bound, as the reference.
+        func full(_ a: [UInt8], _ b: [UInt8]) -> Int {
+            var row = Array(0...b.count)
+            for (i, x) in a.enumerated() {
+                var next = [i + 1]
+                for (j, y) in b.enumerated() { next.append(min(row[j + 1] + 1, next[j] + 1, row[j] + (x == y ? 0 : 1))) }
+                row = next
+            }
+            return row[b.count]
+        }
+        // Every word of up to four letters over {a, b, c} (121) against every other: a deterministic sweep.
+        var words: [[UInt8]] = [[]]
+        var frontier: [[UInt8]] = [[]]
+        for _ in 1...4 {
+            frontier = frontier.flatMap { word in [UInt8(97), 98, 99].map { word + [$0] } }
+            words += frontier
+        }
+        for a in words {
+            for b in words {
+                let expected = full(a, b)
+                for limit in [0, 1, 2, 4] where Settings.editDistance(a, b, atMost: limit) != (expected <= limit ? expected : nil) {
+                    Issue.record("\(a) \(b) at most \(limit): expected \(expected)")
+                }
+            }
+        }
     }
 
     @Test func knownKeysStillDecodeAndWrongTypesStillNameTheKey() throws {
