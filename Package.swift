@@ -85,7 +85,7 @@ let package = Package(
         .testTarget(name: "SMETSWireTests", dependencies: ["SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDevicesTests", dependencies: ["SMETSDevices", "SMETSCore", "SMETSWire"], swiftSettings: strict),
         .testTarget(name: "SMETSDCCTests", dependencies: ["SMETSDCC", "SMETSCore"], swiftSettings: strict),
-        .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore"], swiftSettings: strict),
+        .testTarget(name: "SMETSStoreTests", dependencies: ["SMETSStore", .product(name: "GRDB", package: "GRDB.swift")], swiftSettings: strict),
         .testTarget(name: "SystemdKitTests", dependencies: ["SystemdKit"], swiftSettings: strict),
         .testTarget(name: "SMETSDaemonTests", dependencies: [
             "SMETSDaemon", "SMETSConfig", "SMETSCore", "SMETSStore",

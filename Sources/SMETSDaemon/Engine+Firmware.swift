@@ -368,7 +368,7 @@ extension Engine {
     /// Deletes `id`'s scheduled activations; returns their job IDs.
     private static func deleteActivationJobs(of id: EUI64, _ tx: StoreTransaction) throws -> [Int64] {
         var removed: [Int64] = []
-        for job in try tx.allJobs() where job.kind == JobKind.firmwareActivation.rawValue {
+        for job in try tx.jobs(kind: JobKind.firmwareActivation.rawValue) {
             if let pending = try? JSONEncoderShim.decode(PendingActivation.self, from: Array(job.payload.utf8)), pending.device == id.description {
                 try tx.deleteJob(job.id)
                 removed.append(job.id)

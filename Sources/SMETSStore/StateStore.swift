@@ -231,6 +231,12 @@ public final class StateStore: Sendable {
                 CREATE INDEX duis_held_by_device ON duis_held (device, variant);
                 """)
         }
+        // A firmware schedule replaces the device's earlier activation job, which was found by reading
+        // every job: with thousands of pending Change of Tenancy jobs, a push to N devices read them
+        // all N times inside its write transactions.
+        migrator.registerMigration("v9-job-by-kind") { db in
+            try db.execute(sql: "CREATE INDEX job_by_kind ON job (kind)")
+        }
         return migrator
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 import SMETSCore
 @testable import SMETSStore
@@ -206,6 +207,22 @@ struct StateStoreTests {
         #expect(try store.read { try $0.allJobs() } == [second])
         try store.write { try $0.deleteJob(first.id) }
         #expect(try store.read { try $0.allJobs() } == [second])
+    }
+
+    @Test("the jobs of one kind are read through an index, without the others")
+    func jobsOfOneKind() throws {
+        let activation = try store.write { tx in
+            for day in 0..<50 { _ = try tx.insertJob(due: Timestamp(unixSeconds: Int64(day)), kind: "tenancy-change", payload: "{}") }
+            return try tx.insertJob(due: Timestamp(unixSeconds: 99), kind: "firmware-activation", payload: "{\"hash\":\"a\"}")
+        }
+        #expect(try store.read { try $0.jobs(kind: "firmware-activation") } == [activation])
+        #expect(try store.read { try $0.jobs(kind: "tenancy-change") }.count == 50)
+        #expect(try store.read { try $0.jobs(kind: "daily-rollover") }.isEmpty)
+        let plan = try store.read { tx in
+            try Row.fetchAll(tx.db, sql: "EXPLAIN QUERY PLAN SELECT id, due, kind, payload FROM job WHERE kind = ?", arguments: ["firmware-activation"])
+                .map { $0["detail"] as String }
+        }
+        #expect(plan.contains { $0.contains("job_by_kind") }, "\(plan)")
     }
 
     @Test("a job replacing the newest one gets an ID of its own, so the replaced job's delete leaves it")
