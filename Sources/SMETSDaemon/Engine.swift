@@ -75,7 +75,7 @@ public final class Engine: Sendable {
             let offset = Int64(try tx.meta("clock.offsetMillis") ?? "0") ?? 0
             let now = VirtualClock(offsetMillis: offset).now(real: realStart)
             _ = try Self.syncLab(lab, tx: tx, now: now)
-            if try !tx.allJobs().contains(where: { $0.kind == JobKind.dailyRollover.rawValue }) {
+            if try tx.jobs(kind: JobKind.dailyRollover.rawValue).isEmpty {
                 let today = now.dayNumber
                 _ = try tx.insertJob(due: .startOfDay(today + 1), kind: JobKind.dailyRollover.rawValue, payload: String(today))
             }

@@ -117,15 +117,15 @@ public struct StoreTransaction {
     /// The jobs of one kind, through the `job_by_kind` index: a device's firmware activation is
     /// looked up among a few activation jobs, not among every pending Change of Tenancy.
     public func jobs(kind: String) throws -> [ScheduledJob] {
-        try Row.fetchAll(db.cachedStatement(sql: "SELECT id, due, kind, payload FROM job WHERE kind = ?"), arguments: [kind]).map {
-            ScheduledJob(id: $0[0], due: Timestamp(unixMillis: $0[1]), kind: $0[2], payload: $0[3])
-        }
+        try Row.fetchAll(db.cachedStatement(sql: "SELECT id, due, kind, payload FROM job WHERE kind = ?"), arguments: [kind]).map(Self.job)
     }
 
     public func allJobs() throws -> [ScheduledJob] {
-        try Row.fetchAll(db, sql: "SELECT id, due, kind, payload FROM job").map {
-            ScheduledJob(id: $0[0], due: Timestamp(unixMillis: $0[1]), kind: $0[2], payload: $0[3])
-        }
+        try Row.fetchAll(db, sql: "SELECT id, due, kind, payload FROM job").map(Self.job)
+    }
+
+    private static func job(_ row: Row) -> ScheduledJob {
+        ScheduledJob(id: row[0], due: Timestamp(unixMillis: row[1]), kind: row[2], payload: row[3])
     }
 }
 
